@@ -1,0 +1,3 @@
+module github.com/verdictlabs/verdict/schemas
+
+go 1.26

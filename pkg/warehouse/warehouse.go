@@ -1,0 +1,121 @@
+package warehouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Defaults of Config.
+const (
+	DefaultAddr     = "127.0.0.1:9000"
+	DefaultDatabase = "verdict"
+)
+
+// Config says where the warehouse is.
+type Config struct {
+	Addr     string // host:port of the native protocol; default 127.0.0.1:9000
+	Database string // default "verdict"; must match ^[a-z_][a-z0-9_]*$
+	Username string // default "default"
+	Password string
+}
+
+// LogValue keeps the password out of logs.
+func (c Config) LogValue() slog.Value {
+	pw := ""
+	if c.Password != "" {
+		pw = "REDACTED"
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database", c.Database),
+		slog.String("username", c.Username),
+		slog.String("password", pw),
+	)
+}
+
+// databasePattern is what a database name must match to be put into SQL.
+// It is narrower than what ClickHouse allows so no quoting is ever needed.
+var databasePattern = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// ErrBadDatabase is returned for a database name that does not match
+// ^[a-z_][a-z0-9_]*$.
+var ErrBadDatabase = errors.New("database name must match ^[a-z_][a-z0-9_]*$")
+
+func checkDatabase(db string) error {
+	if len(db) > 64 || !databasePattern.MatchString(db) {
+		return fmt.Errorf("database %q: %w", db, ErrBadDatabase)
+	}
+	return nil
+}
+
+// Warehouse is a pool of native connections to ClickHouse and the database
+// verdict's tables live in. It is safe for concurrent use.
+type Warehouse struct {
+	conn driver.Conn
+	db   string
+	sql  statements
+}
+
+// Open connects to the ClickHouse server at cfg.Addr and pings it. It does
+// not create or migrate the database: call Migrate. Connections use the
+// server's "default" database, so they work before cfg.Database exists; every
+// statement names its database.
+func Open(ctx context.Context, cfg Config) (*Warehouse, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.Database == "" {
+		cfg.Database = DefaultDatabase
+	}
+	if cfg.Username == "" {
+		cfg.Username = "default"
+	}
+	if err := checkDatabase(cfg.Database); err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Protocol: clickhouse.Native,
+		Addr:     []string{cfg.Addr},
+		Auth: clickhouse.Auth{
+			Database: "default",
+			Username: cfg.Username,
+			Password: cfg.Password,
+		},
+		DialTimeout:     5 * time.Second,
+		MaxOpenConns:    8,
+		MaxIdleConns:    4,
+		ConnMaxLifetime: time.Hour,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open clickhouse at %s: %w", cfg.Addr, err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("ping clickhouse at %s: %w", cfg.Addr, err)
+	}
+	return &Warehouse{conn: conn, db: cfg.Database, sql: newStatements(cfg.Database)}, nil
+}
+
+// Database is the name of the database that holds verdict's tables; queries
+// written elsewhere qualify table names with it.
+func (w *Warehouse) Database() string { return w.db }
+
+// Conn is the underlying connection pool, for queries (readouts, tests).
+func (w *Warehouse) Conn() driver.Conn { return w.conn }
+
+// Ping checks that the server answers.
+func (w *Warehouse) Ping(ctx context.Context) error { return w.conn.Ping(ctx) }
+
+// Migrate applies the migrations not applied yet to the warehouse's
+// database; see the package function Migrate.
+func (w *Warehouse) Migrate(ctx context.Context) error { return Migrate(ctx, w.conn, w.db) }
+
+// Close closes the connections.
+func (w *Warehouse) Close() error { return w.conn.Close() }

@@ -1,0 +1,52 @@
+# verdict: `make demo` brings up the whole stack with simulated traffic;
+# `make test` installs what the tests need and runs them all.
+#
+# There is no Go module at the root (go.work joins them), so targets loop
+# over the modules.
+
+SHELL   := /bin/bash
+GO      ?= go
+MODULES  = $(shell $(GO) list -m -f '{{.Dir}}')
+BIN     := bin
+
+.PHONY: all build test demo bench deps vet fmt tidy oracle clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/verdict ./services/verdict
+	$(GO) build -o $(BIN)/ingest ./services/ingest
+
+# deps installs what running and testing need on a Debian machine: Debian's
+# ClickHouse server (the tests start private servers from its binary).
+deps:
+	@bash scripts/install-clickhouse.sh
+
+test: deps
+	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); echo "gofmt: files above need formatting"; exit 1; }
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@set -e; for m in $(MODULES); do echo "== $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 15m ./...); done
+
+demo: deps build
+	$(BIN)/verdict demo
+
+bench: deps
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
+
+vet:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+
+fmt:
+	gofmt -w $(MODULES)
+
+tidy:
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done
+
+# oracle regenerates the statistics golden files from SciPy/statsmodels
+# (Debian's python3-scipy and python3-statsmodels).
+oracle:
+	/usr/bin/python3 scripts/oracle/stats_oracle.py
+
+clean:
+	rm -rf $(BIN)

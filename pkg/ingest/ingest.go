@@ -1,0 +1,430 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/web"
+)
+
+// ConsumerName is the durable consumer that ingest reads VERDICT_EVENTS with.
+const ConsumerName = "ingest"
+
+// Config is the ingest service's configuration.
+type Config struct {
+	NATSURL    string           // VERDICT_NATS_URL
+	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	BatchSize  int              // messages per batch, default 10000
+	BatchWait  time.Duration    // longest wait to fill a batch, default 1s
+	AckWait    time.Duration    // redelivery after a silent crash, default 1m
+	Window     event.Window     // accepted ts range, default event.DefaultWindow
+	Limits     stream.Limits    // stream limits, default stream.DefaultLimits
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Checks     *web.Checks // readiness checks are added here when non-nil
+	Now        func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 10000
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = time.Second
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = time.Minute
+	}
+	if c.Window == (event.Window{}) {
+		c.Window = event.DefaultWindow
+	}
+	if c.Limits == (stream.Limits{}) {
+		c.Limits = stream.DefaultLimits
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Run connects to NATS and ClickHouse, declares the streams, the tables and
+// the durable consumer, and ingests until ctx is cancelled; then it finishes
+// the batch in hand and returns.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.setDefaults()
+	log := cfg.Logger.With("service", "ingest")
+
+	nc, err := stream.Connect(ctx, cfg.NATSURL, "verdict-ingest", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	if err := stream.EnsureStreams(ctx, js, cfg.Limits); err != nil {
+		return err
+	}
+	wh, err := openWarehouse(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream.EventsStream, ConsumerConfig(cfg.BatchSize, cfg.AckWait))
+	if err != nil {
+		return fmt.Errorf("create consumer %s on %s: %w", ConsumerName, stream.EventsStream, err)
+	}
+	if cfg.Checks != nil {
+		cfg.Checks.Add("nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to " + cfg.NATSURL)
+			}
+			return nil
+		})
+		cfg.Checks.Add("clickhouse", wh.Ping)
+	}
+	in := &Ingester{
+		cons:     cons,
+		js:       js,
+		nc:       nc,
+		insert:   wh.Insert,
+		metrics:  newMetrics(cfg.Registerer),
+		log:      log,
+		now:      cfg.Now,
+		batch:    cfg.BatchSize,
+		wait:     cfg.BatchWait,
+		ackWait:  cfg.AckWait,
+		decoder:  event.NewDecoder(cfg.Window),
+		stopWait: 30 * time.Second,
+	}
+	log.Info("ingesting", "stream", stream.EventsStream, "consumer", ConsumerName, "batch", cfg.BatchSize)
+	return in.Run(ctx)
+}
+
+// openWarehouse opens and migrates ClickHouse, waiting for it to answer: the
+// services may start before the database does.
+func openWarehouse(ctx context.Context, cfg warehouse.Config, log *slog.Logger) (*warehouse.Warehouse, error) {
+	backoff := newBackoff()
+	for {
+		wh, err := warehouse.Open(ctx, cfg)
+		if err == nil {
+			if err = wh.Migrate(ctx); err == nil {
+				return wh, nil
+			}
+			wh.Close()
+		}
+		log.Warn("clickhouse not ready, will retry", "addr", cfg.Addr, "err", err)
+		if !backoff.wait(ctx) {
+			return nil, fmt.Errorf("open clickhouse at %s: %w", cfg.Addr, err)
+		}
+	}
+}
+
+// ConsumerConfig is the durable consumer ingest reads with. MaxAckPending
+// holds several batches, so the next fetch is never stalled by the one being
+// inserted.
+func ConsumerConfig(batch int, ackWait time.Duration) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "verdict ingest: events into ClickHouse",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: 4 * batch,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		// Unlimited: a message whose insert keeps failing is retried, never
+		// dropped.
+		MaxDeliver:      -1,
+		MaxRequestBatch: batch,
+	}
+}
+
+// InsertFunc writes decoded events into the warehouse. It must be safe to
+// call again with the same events.
+type InsertFunc func(ctx context.Context, evs []event.Event) (warehouse.Counts, error)
+
+// Ingester is the fetch → decode → insert → ack pipeline.
+type Ingester struct {
+	cons     jetstream.Consumer
+	js       jetstream.JetStream
+	nc       *nats.Conn
+	insert   InsertFunc
+	metrics  *metrics
+	log      *slog.Logger
+	now      func() time.Time
+	batch    int
+	wait     time.Duration
+	ackWait  time.Duration
+	decoder  *event.Decoder
+	stopWait time.Duration // how long a shutdown may spend on the last batch
+}
+
+type deadLetter struct {
+	msg    jetstream.Msg
+	reason event.Reason
+	detail string
+}
+
+type batch struct {
+	msgs   []jetstream.Msg // every message, acked after the insert
+	events []event.Event
+	dead   []deadLetter
+}
+
+// Run fetches and inserts until ctx is cancelled, then inserts and
+// acknowledges the batch in hand before returning.
+func (in *Ingester) Run(ctx context.Context) error {
+	batches := make(chan *batch, 1)
+	g := new(errgroup.Group)
+	g.Go(func() error {
+		defer close(batches)
+		return in.fetchLoop(ctx, batches)
+	})
+	g.Go(func() error {
+		for b := range batches {
+			if err := in.handle(ctx, b); err != nil {
+				// Unacked messages come back after AckWait: nothing is lost.
+				in.log.Warn("batch left unacknowledged", "rows", len(b.events), "err", err)
+				for range batches {
+				}
+				return nil
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch) error {
+	backoff := newBackoff()
+	for ctx.Err() == nil {
+		msgs, err := in.cons.Fetch(in.batch, jetstream.FetchMaxWait(in.wait))
+		if err != nil {
+			in.log.Warn("fetch", "err", err)
+			if !backoff.wait(ctx) {
+				return nil
+			}
+			continue
+		}
+		b := &batch{msgs: make([]jetstream.Msg, 0, in.batch), events: make([]event.Event, 0, in.batch)}
+		for msg := range msgs.Messages() {
+			in.decode(b, msg)
+		}
+		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			in.log.Warn("fetch batch", "err", err, "messages", len(b.msgs))
+		}
+		if len(b.msgs) == 0 {
+			continue
+		}
+		backoff.reset()
+		in.metrics.batchSize.Observe(float64(len(b.msgs)))
+		out <- b
+	}
+	return nil
+}
+
+func (in *Ingester) decode(b *batch, msg jetstream.Msg) {
+	b.msgs = append(b.msgs, msg)
+	subject := msg.Subject()
+	typ := strings.TrimPrefix(subject, event.SubjectPrefix)
+	if typ != "exposure" && typ != "track" {
+		typ = "unknown"
+	}
+	in.metrics.received.WithLabelValues(typ).Inc()
+	ev, err := in.decoder.Decode(subject, msg.Data(), in.now())
+	var bad *event.Error
+	switch {
+	case err == nil:
+		b.events = append(b.events, ev)
+	case errors.As(err, &bad):
+		b.dead = append(b.dead, deadLetter{msg: msg, reason: bad.Reason, detail: bad.Error()})
+	default:
+		b.dead = append(b.dead, deadLetter{msg: msg, reason: event.ReasonMalformedJSON, detail: err.Error()})
+	}
+}
+
+// handle dead-letters, inserts and acknowledges one batch. It returns an
+// error only when shutdown came before the batch could be written.
+func (in *Ingester) handle(ctx context.Context, b *batch) error {
+	// After cancellation the batch in hand still gets stopWait to land.
+	wctx, cancel := withGrace(ctx, in.stopWait)
+	defer cancel()
+	stopKeepalive := in.keepInProgress(b.msgs)
+	defer stopKeepalive()
+
+	if err := in.retry(wctx, "publish to dead-letter stream", in.metrics.dlqErrors, func(ctx context.Context) error {
+		return in.deadLetter(ctx, b.dead)
+	}); err != nil {
+		return err
+	}
+	start := time.Now()
+	var counts warehouse.Counts
+	if err := in.retry(wctx, "insert batch", in.metrics.insertErrors, func(ctx context.Context) (err error) {
+		counts, err = in.insert(ctx, b.events)
+		return err
+	}); err != nil {
+		return err
+	}
+	in.metrics.batchSeconds.Observe(time.Since(start).Seconds())
+	in.metrics.inserted.WithLabelValues("exposures").Add(float64(counts.Exposures))
+	in.metrics.inserted.WithLabelValues("events").Add(float64(counts.Events))
+	now := in.now()
+	for i := range b.events {
+		in.metrics.lag.Observe(now.Sub(b.events[i].TS).Seconds())
+	}
+	for _, d := range b.dead {
+		in.metrics.invalid.WithLabelValues(string(d.reason)).Inc()
+	}
+	for _, msg := range b.msgs {
+		if err := msg.Ack(); err != nil {
+			in.log.Warn("ack", "err", err)
+		}
+	}
+	// One round trip makes sure the acks have reached the server.
+	if err := in.nc.FlushTimeout(10 * time.Second); err != nil {
+		in.log.Warn("flush acks", "err", err)
+	}
+	in.log.Debug("batch ingested", "rows", len(b.events), "dead", len(b.dead))
+	return nil
+}
+
+// deadLetter publishes rejected events to verdict.dlq.<reason>. The message
+// id is the source stream sequence, so a redelivered bad event is stored once.
+func (in *Ingester) deadLetter(ctx context.Context, dead []deadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(dead))
+	for _, d := range dead {
+		m := nats.NewMsg(stream.DLQPrefix + string(d.reason))
+		m.Data = d.msg.Data()
+		m.Header.Set(stream.ErrorHeader, headerValue(d.detail))
+		m.Header.Set(stream.SubjectHeader, headerValue(d.msg.Subject()))
+		if md, err := d.msg.Metadata(); err == nil {
+			m.Header.Set(nats.MsgIdHdr, "ingest-"+strconv.FormatUint(md.Sequence.Stream, 10))
+		}
+		f, err := in.js.PublishMsgAsync(m)
+		if err != nil {
+			return fmt.Errorf("publish to %s: %w", m.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish to %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// retry calls f until it succeeds, backing off between attempts, or until
+// ctx ends.
+func (in *Ingester) retry(ctx context.Context, what string, failures prometheus.Counter, f func(context.Context) error) error {
+	backoff := newBackoff()
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		failures.Inc()
+		in.log.Warn(what+", will retry", "err", err, "in", backoff.next)
+		if !backoff.wait(ctx) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+}
+
+// keepInProgress tells JetStream every third of AckWait that the batch is
+// still being worked on, so a long ClickHouse outage does not redeliver it.
+func (in *Ingester) keepInProgress(msgs []jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(in.ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// withGrace returns a context that ends grace after parent does.
+func withGrace(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+// headerValue makes s safe as a NATS header value: one line, bounded.
+func headerValue(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 1024 {
+		s = s[:1024]
+	}
+	return s
+}
+
+type backoff struct{ next, max time.Duration }
+
+func newBackoff() *backoff { return &backoff{next: 100 * time.Millisecond, max: 5 * time.Second} }
+
+func (b *backoff) reset() { b.next = 100 * time.Millisecond }
+
+// wait sleeps for the current delay and doubles it; false if ctx ended.
+func (b *backoff) wait(ctx context.Context) bool {
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	}
+	b.next = min(2*b.next, b.max)
+	return true
+}

@@ -1,0 +1,125 @@
+// Package stack runs the whole of verdict on one machine, as `verdict up`
+// does: an embedded NATS server (unless one answers at the URL), a local
+// ClickHouse server started from the installed binary (unless one answers at
+// the address), and every service in one process, behind one HTTP server.
+package stack
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/web"
+)
+
+// Config is the configuration of the whole stack.
+type Config struct {
+	NATSURL    string           // VERDICT_NATS_URL
+	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	HTTPAddr   string           // VERDICT_HTTP_ADDR
+	DataDir    string           // VERDICT_DATA_DIR
+	Ingest     ingest.Config    // batch tuning; connection fields are filled in from the above
+	Logger     *slog.Logger
+
+	// OnReady, when set, is called once every part is up.
+	OnReady func()
+}
+
+// Run brings the stack up and keeps it running until ctx is cancelled, then
+// stops the services, the ClickHouse server and the NATS server it started.
+func Run(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("create VERDICT_DATA_DIR %s: %w", cfg.DataDir, err)
+	}
+
+	if stream.Reachable(cfg.NATSURL, time.Second) {
+		log.Info("using external nats-server", "url", cfg.NATSURL)
+	} else {
+		ns, err := stream.RunServer(stream.ServerConfig{
+			URL:      cfg.NATSURL,
+			StoreDir: filepath.Join(cfg.DataDir, "nats"),
+			Logger:   log,
+		})
+		if err != nil {
+			return err
+		}
+		defer ns.Shutdown()
+	}
+
+	if warehouse.Reachable(ctx, cfg.ClickHouse.Addr) {
+		log.Info("using external clickhouse", "addr", cfg.ClickHouse.Addr)
+	} else {
+		local, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{
+			Addr:    cfg.ClickHouse.Addr,
+			DataDir: filepath.Join(cfg.DataDir, "clickhouse"),
+			Logger:  log,
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := local.Stop(stopCtx); err != nil {
+				log.Warn("stop clickhouse", "err", err)
+			}
+		}()
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	checks := &web.Checks{}
+	mux := web.NewMux(reg, checks)
+
+	ic := cfg.Ingest
+	ic.NATSURL = cfg.NATSURL
+	ic.ClickHouse = cfg.ClickHouse
+	ic.Logger = log
+	ic.Registerer = reg
+	ic.Checks = checks
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ingest.Run(gctx, ic) })
+	g.Go(func() error { return web.Serve(gctx, cfg.HTTPAddr, mux, log) })
+	if cfg.OnReady != nil {
+		g.Go(func() error {
+			waitReady(gctx, checks)
+			if gctx.Err() == nil {
+				cfg.OnReady()
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// waitReady returns once every readiness check passes (and at least the
+// services' checks are registered), or ctx ends.
+func waitReady(ctx context.Context, checks *web.Checks) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if checks.Len() > 0 && len(checks.Run(ctx)) == 0 {
+				return
+			}
+		}
+	}
+}

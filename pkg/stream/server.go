@@ -1,0 +1,134 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// ServerConfig says where an embedded nats-server listens and stores.
+type ServerConfig struct {
+	URL      string // nats://host:port to listen on; port 0 picks a free one
+	StoreDir string // JetStream file store
+	Logger   *slog.Logger
+}
+
+// Server is an embedded nats-server with JetStream.
+type Server struct {
+	ns  *server.Server
+	url string
+}
+
+// RunServer starts an embedded nats-server with JetStream and waits until it
+// accepts connections.
+func RunServer(cfg ServerConfig) (*Server, error) {
+	host, port, err := hostPort(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		ServerName: "verdict",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Clean(cfg.StoreDir),
+		NoSigs:     true,
+		NoLog:      true,
+		// Batches of 10k events and their acks: keep payload and pending
+		// limits well above one batch.
+		MaxPayload: 1 << 20,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("configure embedded nats-server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats-server on %s:%d not ready after 30s", host, port)
+	}
+	if cfg.Logger != nil {
+		cfg.Logger.Info("embedded nats-server started", "url", ns.ClientURL(), "store", opts.StoreDir)
+	}
+	return &Server{ns: ns, url: ns.ClientURL()}, nil
+}
+
+// URL is the client URL of the running server.
+func (s *Server) URL() string { return s.url }
+
+// Shutdown stops the server and waits until it has stopped.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}
+
+// Reachable reports whether a NATS server answers at url within timeout.
+func Reachable(url string, timeout time.Duration) bool {
+	nc, err := nats.Connect(url, nats.Timeout(timeout), nats.NoReconnect())
+	if err != nil {
+		return false
+	}
+	nc.Close()
+	return true
+}
+
+// Connect connects to NATS and keeps reconnecting for as long as the
+// connection is wanted: a service outlives a restart of nats-server.
+func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+	}
+	var nc *nats.Conn
+	var err error
+	for attempt := 0; ; attempt++ {
+		nc, err = nats.Connect(url, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if attempt == 20 {
+			return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func hostPort(rawURL string) (string, int, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "", 0, fmt.Errorf("VERDICT_NATS_URL %q: want nats://host:port", rawURL)
+	}
+	host, portStr, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return u.Hostname(), 4222, nil
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return "", 0, fmt.Errorf("VERDICT_NATS_URL %q: port %q is not a number", rawURL, portStr)
+	}
+	if port == 0 {
+		// As with net.Listen, port 0 means any free port; nats-server
+		// spells that -1 (0 would be its default, 4222).
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}

@@ -1,0 +1,76 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subjects of the contract.
+const (
+	EventsStream   = "VERDICT_EVENTS"
+	EventsSubjects = "verdict.events.>"
+	DLQStream      = "VERDICT_DLQ"
+	DLQSubjects    = "verdict.dlq.>"
+	DLQPrefix      = "verdict.dlq."
+
+	// ErrorHeader carries why a dead-lettered event was rejected.
+	ErrorHeader = "Verdict-Error"
+	// SubjectHeader carries the subject the dead-lettered event arrived on.
+	SubjectHeader = "Verdict-Subject"
+)
+
+// Limits bound what the streams keep.
+type Limits struct {
+	EventsMaxAge   time.Duration // default 7 days
+	EventsMaxBytes int64         // default 10 GiB
+	DLQMaxAge      time.Duration // default 30 days
+	DLQMaxBytes    int64         // default 1 GiB
+	Duplicates     time.Duration // dedup window on Nats-Msg-Id, default 10 minutes
+}
+
+// DefaultLimits are the limits used when none are configured.
+var DefaultLimits = Limits{
+	EventsMaxAge:   7 * 24 * time.Hour,
+	EventsMaxBytes: 10 << 30,
+	DLQMaxAge:      30 * 24 * time.Hour,
+	DLQMaxBytes:    1 << 30,
+	Duplicates:     10 * time.Minute,
+}
+
+// EnsureStreams creates VERDICT_EVENTS and VERDICT_DLQ, or updates them to
+// the given limits. It is safe to call at every start.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error {
+	cfgs := []jetstream.StreamConfig{
+		{
+			Name:        EventsStream,
+			Description: "experiment exposures and behaviour events",
+			Subjects:    []string{EventsSubjects},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      l.EventsMaxAge,
+			MaxBytes:    l.EventsMaxBytes,
+			Duplicates:  l.Duplicates,
+		},
+		{
+			Name:        DLQStream,
+			Description: "rejected events with their reason in the Verdict-Error header",
+			Subjects:    []string{DLQSubjects},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      l.DLQMaxAge,
+			MaxBytes:    l.DLQMaxBytes,
+			Duplicates:  l.Duplicates,
+		},
+	}
+	for _, cfg := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

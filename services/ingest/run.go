@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/web"
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var cfg ingest.Config
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.NATSURL, "nats-url", env("VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	fs.StringVar(&cfg.ClickHouse.Addr, "clickhouse-addr", env("VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (VERDICT_CLICKHOUSE_ADDR)")
+	fs.StringVar(&cfg.ClickHouse.Database, "clickhouse-db", env("VERDICT_CLICKHOUSE_DB", "verdict"), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
+	fs.StringVar(&cfg.ClickHouse.Username, "clickhouse-user", env("VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
+	cfg.ClickHouse.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8081"), "/metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
+	batch := fs.String("batch", env("VERDICT_INGEST_BATCH", "10000"), "events per ClickHouse insert (VERDICT_INGEST_BATCH)")
+	wait := fs.String("batch-wait", env("VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var errs []error
+	var err error
+	if cfg.BatchSize, err = strconv.Atoi(*batch); err != nil || cfg.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH %q: want a positive whole number", *batch))
+	}
+	if cfg.BatchWait, err = time.ParseDuration(*wait); err != nil || cfg.BatchWait <= 0 {
+		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH_WAIT %q: want a duration such as 1s", *wait))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	checks := &web.Checks{}
+	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
+	log.Info("starting ingest", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ingest.Run(gctx, cfg) })
+	g.Go(func() error { return web.Serve(gctx, *httpAddr, web.NewMux(reg, checks), log) })
+	return g.Wait()
+}

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/simulate"
+	"github.com/verdictlabs/verdict/pkg/stack"
+	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+)
+
+// runDemo runs the stack and streams simulated traffic into it: experiments
+// with known truths, a few duplicates and a few bad events, and prints what
+// lands.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	var c upConfig
+	fs := flag.NewFlagSet("verdict demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	rate := fs.Int("units-per-second", 200, "simulated new units per second, over all experiments")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	log := newLogger(stderr, c.logLevel)
+	ready := make(chan struct{})
+	sc := c.stack(log)
+	sc.OnReady = func() { close(ready) }
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return stack.Run(gctx, sc) })
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-ready:
+		}
+		fmt.Fprintf(stdout, "verdict is up: http://%s/metrics — streaming simulated traffic (Ctrl-C stops)\n", c.httpAddr)
+		return demoTraffic(gctx, c, *rate, stdout)
+	})
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) error {
+	nc, err := nats.Connect(c.natsURL, nats.Name("verdict-demo"))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", c.natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return err
+	}
+	wh, err := warehouse.Open(ctx, warehouse.Config{Addr: c.chAddr, Database: c.chDB, Username: c.chUser, Password: c.chPass})
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return streamTraffic(gctx, js, rate) })
+	g.Go(func() error { return reportCounts(gctx, js, wh, stdout) })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// streamTraffic publishes rate new units a second, round robin over the
+// demo's scenarios. About one event in 200 is published twice (JetStream
+// drops the copy by its Nats-Msg-Id) and one in 1000 is broken on purpose,
+// to show the dead-letter stream at work.
+func streamTraffic(ctx context.Context, js jetstream.JetStream, rate int) error {
+	scenarios := simulate.Demo()
+	gen := simulate.NewGenerator(uint64(time.Now().UnixNano()), strconv.FormatInt(time.Now().Unix(), 36))
+	noise := rand.New(rand.NewPCG(1, 2))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	perTick := max(1, rate/10)
+	var evs []event.Event
+	var buf []byte
+	for n := 0; ; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		evs = evs[:0]
+		now := time.Now().UTC()
+		for range perTick {
+			evs = gen.Unit(evs, &scenarios[n%len(scenarios)], now)
+			n++
+		}
+		for i := range evs {
+			buf = evs[i].AppendJSON(buf[:0])
+			subject := event.SubjectPrefix + evs[i].Type.String()
+			copies := 1
+			switch x := noise.IntN(1000); {
+			case x < 5:
+				copies = 2
+			case x == 999:
+				buf = append(buf[:len(buf)/2], "…"...) // truncated JSON
+			case x == 998:
+				buf = []byte(`{"type":"exposure","event_id":"bad-` + strconv.Itoa(n) + `","ts":"yesterday","unit_id":"u","experiment":"x","variant":"a"}`)
+			}
+			for range copies {
+				msg := nats.NewMsg(subject)
+				msg.Data = append([]byte(nil), buf...)
+				msg.Header.Set(nats.MsgIdHdr, evs[i].ID)
+				if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(10*time.Second)); err != nil {
+					return fmt.Errorf("publish demo traffic: %w", err)
+				}
+			}
+		}
+	}
+}
+
+func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.Warehouse, stdout io.Writer) error {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	q := fmt.Sprintf(`SELECT
+	    (SELECT uniqExact(event_id) FROM %[1]s.exposures),
+	    (SELECT uniqExact(event_id) FROM %[1]s.events)`, wh.Database())
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		var exposures, events uint64
+		if err := wh.Conn().QueryRow(ctx, q).Scan(&exposures, &events); err != nil {
+			fmt.Fprintf(stdout, "counts: %v\n", err)
+			continue
+		}
+		var dead uint64
+		if s, err := js.Stream(ctx, stream.DLQStream); err == nil {
+			if info, err := s.Info(ctx); err == nil {
+				dead = info.State.Msgs
+			}
+		}
+		fmt.Fprintf(stdout, "%s  exposures %d  track events %d  dead-lettered %d\n",
+			time.Now().Format("15:04:05"), exposures, events, dead)
+	}
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/stack"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+)
+
+// upConfig is what `verdict up` and `verdict demo` are configured with; the
+// flags' defaults come from the environment.
+type upConfig struct {
+	natsURL   string // VERDICT_NATS_URL
+	chAddr    string // VERDICT_CLICKHOUSE_ADDR
+	chDB      string // VERDICT_CLICKHOUSE_DB
+	chUser    string // VERDICT_CLICKHOUSE_USER
+	chPass    string // VERDICT_CLICKHOUSE_PASSWORD
+	httpAddr  string // VERDICT_HTTP_ADDR
+	dataDir   string // VERDICT_DATA_DIR
+	logLevel  string // VERDICT_LOG_LEVEL
+	batch     string // VERDICT_INGEST_BATCH
+	batchWait string // VERDICT_INGEST_BATCH_WAIT
+
+	// Filled in by validate from the strings above.
+	batchN     int
+	batchWaitD time.Duration
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
+	fs.StringVar(&c.natsURL, "nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL; an embedded server is started there when none answers (VERDICT_NATS_URL)")
+	fs.StringVar(&c.chAddr, "clickhouse-addr", envOr(getenv, "VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port; a local server is started there when none answers (VERDICT_CLICKHOUSE_ADDR)")
+	fs.StringVar(&c.chDB, "clickhouse-db", envOr(getenv, "VERDICT_CLICKHOUSE_DB", "verdict"), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
+	fs.StringVar(&c.chUser, "clickhouse-user", envOr(getenv, "VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
+	c.chPass = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+	fs.StringVar(&c.httpAddr, "http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout page, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
+	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./var"), "NATS store, local ClickHouse data, outbox (VERDICT_DATA_DIR)")
+	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error (VERDICT_LOG_LEVEL)")
+	fs.StringVar(&c.batch, "ingest-batch", envOr(getenv, "VERDICT_INGEST_BATCH", "10000"), "events per ClickHouse insert (VERDICT_INGEST_BATCH)")
+	fs.StringVar(&c.batchWait, "ingest-batch-wait", envOr(getenv, "VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
+}
+
+// validate lists every problem, each naming the variable and the fix.
+func (c *upConfig) validate() error {
+	var errs []error
+	if u, err := url.Parse(c.natsURL); err != nil || u.Scheme != "nats" || u.Port() == "" {
+		errs = append(errs, fmt.Errorf("VERDICT_NATS_URL %q: want nats://host:port", c.natsURL))
+	}
+	for name, addr := range map[string]string{"VERDICT_CLICKHOUSE_ADDR": c.chAddr, "VERDICT_HTTP_ADDR": c.httpAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
+		}
+	}
+	if c.dataDir == "" {
+		errs = append(errs, errors.New("VERDICT_DATA_DIR is empty: set a directory for the NATS store and ClickHouse data"))
+	}
+	var err error
+	if c.batchN, err = strconv.Atoi(c.batch); err != nil || c.batchN < 1 || c.batchN > 1_000_000 {
+		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH %q: want a whole number from 1 to 1000000", c.batch))
+	}
+	if c.batchWaitD, err = time.ParseDuration(c.batchWait); err != nil || c.batchWaitD <= 0 {
+		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH_WAIT %q: want a duration such as 1s", c.batchWait))
+	}
+	if _, err := parseLevel(c.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *upConfig) stack(log *slog.Logger) stack.Config {
+	return stack.Config{
+		NATSURL: c.natsURL,
+		ClickHouse: warehouse.Config{
+			Addr: c.chAddr, Database: c.chDB, Username: c.chUser, Password: c.chPass,
+		},
+		HTTPAddr: c.httpAddr,
+		DataDir:  c.dataDir,
+		Ingest:   ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
+		Logger:   log,
+	}
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return 0, fmt.Errorf("VERDICT_LOG_LEVEL %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func runUp(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, _, stderr io.Writer) error {
+	var c upConfig
+	fs := flag.NewFlagSet("verdict up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.register(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, c.logLevel)
+	sc := c.stack(log)
+	sc.OnReady = func() {
+		log.Info("verdict is up", "http", "http://"+c.httpAddr, "nats", c.natsURL, "clickhouse", c.chAddr)
+	}
+	return stack.Run(ctx, sc)
+}

@@ -1,0 +1,557 @@
+package decide
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/verdictlabs/verdict/pkg/readout"
+)
+
+// Reasons are written for a product manager: what happened, how sure we are
+// (the interval, as a share of the control mean), what to do next. Effects
+// are told relative to the control mean from the absolute interval, the one
+// decisions are made on, so the words never disagree with the label; when
+// the control mean is 0 they are told in the metric's own units.
+
+// level is the interval's confidence level, "95%" for alpha 0.05.
+func (x *experiment) level() string {
+	return strconv.FormatFloat(math.Round((1-x.opt.alpha)*1000)/10, 'f', -1, 64) + "%"
+}
+
+// scale is |control mean| when effects of m can be told relative to it.
+func scale(m *metric) (float64, bool) {
+	c := math.Abs(m.res.Control.Mean)
+	if c == 0 {
+		return 0, false
+	}
+	r := m.res
+	return c, finite(r.AbsEffect/c, r.AbsCI.Lo/c, r.AbsCI.Hi/c)
+}
+
+// effect formats an absolute quantity of m, signed.
+func effect(m *metric, v float64) string {
+	if c, ok := scale(m); ok && finite(v/c) {
+		return pct(v / c)
+	}
+	return num(v)
+}
+
+// size formats an absolute quantity of m without its sign.
+func size(m *metric, v float64) string {
+	return strings.TrimLeft(effect(m, math.Abs(v)), "+")
+}
+
+// interval is "95% interval +2.1% to +6.4%".
+func (x *experiment) interval(m *metric) string {
+	return fmt.Sprintf("%s interval %s to %s", x.level(), effect(m, m.res.AbsCI.Lo), effect(m, m.res.AbsCI.Hi))
+}
+
+// change tells what happened to m, without a final period: "purchase_conversion
+// went up by 4.2% (95% interval +2.1% to +6.4%)". notes go inside the
+// parentheses.
+func (x *experiment) change(m *metric, notes ...string) string {
+	if m.sign < 0 {
+		notes = append(notes, "lower is better")
+	}
+	in := x.interval(m)
+	for _, n := range notes {
+		in += "; " + n
+	}
+	if m.better || m.worse {
+		verb := "went up"
+		if m.res.AbsEffect < 0 {
+			verb = "went down"
+		}
+		return fmt.Sprintf("%s %s by %s (%s)", m.key, verb, size(m, m.res.AbsEffect), in)
+	}
+	return fmt.Sprintf("%s showed no significant change (%s, %s)", m.key, effect(m, m.res.AbsEffect), in)
+}
+
+// so tells where an inconclusive metric stands so far.
+func (x *experiment) so(m *metric) string {
+	return fmt.Sprintf("%s is at %s so far (%s)", m.key, effect(m, m.res.AbsEffect), x.interval(m))
+}
+
+func marginText(m *metric) string { return strings.TrimLeft(pct(m.margin), "+") }
+
+// unmeasured tells why a metric has no result.
+func unmeasured(m *metric) string {
+	what := m.key
+	if m.role == readout.Guardrail {
+		what = "Guardrail " + m.key
+	}
+	return fmt.Sprintf("%s could not be measured: %s.", what, m.why)
+}
+
+func upper(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// ruledOut tells what the data rules out for a primary that did not win:
+// effects beyond the edge of its interval in the good direction. ok is false
+// when the metric has no result.
+func ruledOut(m *metric, named bool) (string, bool) {
+	if !m.ok {
+		return "", false
+	}
+	in := ""
+	if named {
+		in = " in " + m.key
+	}
+	if m.sign > 0 {
+		if hi := m.res.AbsCI.Hi; hi > 0 {
+			return fmt.Sprintf("lifts above %s%s are ruled out", effect(m, hi), in), true
+		}
+		return fmt.Sprintf("any lift%s is ruled out", in), true
+	}
+	if lo := m.res.AbsCI.Lo; lo < 0 {
+		return fmt.Sprintf("reductions larger than %s%s are ruled out", size(m, lo), in), true
+	}
+	return fmt.Sprintf("any reduction%s is ruled out", in), true
+}
+
+func (x *experiment) segmentLine(w win) string {
+	if x.segmentFamily == 1 {
+		return fmt.Sprintf("For %s = %s, %s, with no guardrail harm there.", w.seg.dim, w.seg.value, x.change(w.m, "p "+pvalue(w.adjusted)))
+	}
+	return fmt.Sprintf("For %s = %s, %s, still significant after correcting for %d segment comparisons (adjusted p %s), with no guardrail harm there.",
+		w.seg.dim, w.seg.value, x.change(w.m), x.segmentFamily, pvalue(w.adjusted))
+}
+
+func (x *experiment) secondaryLine(w win) string {
+	if x.secondaryFam == 1 {
+		return x.change(w.m, "p "+pvalue(w.adjusted)) + "."
+	}
+	return fmt.Sprintf("%s, still significant after correcting for %d secondary-metric comparisons (adjusted p %s).",
+		x.change(w.m), x.secondaryFam, pvalue(w.adjusted))
+}
+
+// explain writes an arm's findings and next step for the rule that labelled
+// it.
+func (x *experiment) explain(a *arm) {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	primaries := a.with(readout.Primary)
+	guardrails := a.with(readout.Guardrail)
+
+	switch a.rule {
+	case 1:
+		add("Not judged: the data cannot be trusted (see the experiment's health).")
+
+	case 2:
+		var keys []string
+		for _, m := range a.harmed() {
+			keys = append(keys, m.key)
+			if m.margin == 0 {
+				add("Guardrail %s: it was not allowed to get worse at all.", x.change(m))
+			} else {
+				add("Guardrail %s: worse than its %s margin allows.", x.change(m), marginText(m))
+			}
+		}
+		for _, m := range primaries {
+			if m.ok {
+				add("%s.", x.change(m))
+			} else {
+				f = append(f, unmeasured(m))
+			}
+		}
+		a.next = fmt.Sprintf("Next: do not ship %s; find out why %s got worse and fix that before testing again.", a.variant, join(keys))
+
+	case 3:
+		for _, m := range primaries {
+			add("%s.", x.change(m))
+		}
+		for _, m := range guardrails {
+			add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+		}
+		a.next = fmt.Sprintf("Next: roll out %s to everyone.", a.variant)
+
+	case 4:
+		for _, m := range primaries {
+			if m.ok {
+				add("Overall, %s.", x.change(m))
+			} else {
+				f = append(f, unmeasured(m))
+			}
+		}
+		var where, what []string
+		for _, w := range a.segmentWins {
+			f = append(f, x.segmentLine(w))
+			seg := w.seg.dim + " = " + w.seg.value
+			if !slices.Contains(where, seg) {
+				where = append(where, seg)
+			}
+		}
+		for _, w := range a.secondaryWins {
+			f = append(f, x.secondaryLine(w))
+			what = append(what, w.m.key)
+		}
+		var next []string
+		if len(where) > 0 {
+			next = append(next, fmt.Sprintf("keep %s for %s only and confirm it with a follow-up experiment there", a.variant, join(where)))
+		}
+		if len(what) > 0 {
+			next = append(next, fmt.Sprintf("keep the part of %s that moved %s and test it again with that as the primary metric", a.variant, join(what)))
+		}
+		a.next = "Next: " + strings.Join(next, "; also ") + "."
+		if !a.planned && !a.ended {
+			if t := x.target(); t > 0 {
+				add("The planned sample is not reached yet (%s), so the overall result may still change.", share(min(1, float64(x.units)/t)))
+			} else {
+				add("The experiment is still running, so the overall result may still change.")
+			}
+		}
+
+	case 5:
+		won := a.primaryWin()
+		for _, m := range primaries {
+			if m.ok {
+				add("%s.", x.change(m))
+			} else {
+				f = append(f, unmeasured(m))
+			}
+		}
+		if won {
+			var keys []string
+			for _, m := range guardrails {
+				switch {
+				case !m.ok:
+					f = append(f, unmeasured(m))
+				case !m.nonInferior:
+					add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+				default:
+					continue
+				}
+				keys = append(keys, m.key)
+			}
+			a.next = fmt.Sprintf("Next: do not ship %s as it is; find out how it affects %s and test again with enough traffic to show it stays within its margin.", a.variant, join(keys))
+		} else {
+			for _, m := range primaries {
+				if m.better {
+					continue
+				}
+				if s, ok := ruledOut(m, true); ok {
+					f = append(f, upper(s)+".")
+				}
+			}
+			a.next = "Next: stop the experiment, keep the control experience and try a different idea."
+		}
+		if a.planned {
+			add("The planned sample is reached: %s units per variant.", count(int64(x.targetPerArm)))
+		}
+		if a.ended {
+			add("The planned end date, %s, has passed.", day(*x.in.Experiment.End))
+		}
+		if a.futile && !a.planned && !a.ended {
+			for _, m := range primaries {
+				if !x.futile(m) {
+					continue
+				}
+				if x.opt.mde > 0 {
+					add("Stopped early: the data already rules out the %s change in %s that the test was designed to detect.", pct(x.opt.mde*m.sign), m.key)
+				} else {
+					add("Stopped early: %s got significantly worse.", m.key)
+				}
+			}
+		}
+
+	case 6:
+		for _, m := range primaries {
+			switch {
+			case !m.ok:
+				add("%s cannot be measured yet: %s.", m.key, m.why)
+			case m.better:
+				add("%s, but every guardrail must also be shown to hold before acting on it.", x.change(m))
+			default:
+				add("%s: not conclusive yet.", x.so(m))
+			}
+		}
+		if a.primaryWin() {
+			for _, m := range guardrails {
+				switch {
+				case !m.ok:
+					f = append(f, unmeasured(m))
+				case !m.nonInferior:
+					add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+				}
+			}
+		}
+		a.next = "Next: keep the experiment running; do not act on these numbers yet."
+	}
+	if a.rule >= 2 && a.rule <= 4 && !x.opt.sequential && !a.planned && !a.ended {
+		add("Caution: this experiment uses a fixed-horizon test, which is only reliable once the planned sample is reached; this early result may change.")
+	}
+	a.findings = f
+}
+
+// invalidReasons says why the data cannot be trusted and what to do.
+func (x *experiment) invalidReasons() []string {
+	var out []string
+	if x.srmInvalid {
+		c := x.counts[x.worstVariant]
+		out = append(out, fmt.Sprintf("Sample ratio mismatch: %s got %s of units where %s was planned (p %s). Fix the assignment before reading results.",
+			c.Variant, share(c.ObservedShare), share(c.ExpectedShare), pvalue(x.srmP)))
+	}
+	if x.contaminated {
+		out = append(out, fmt.Sprintf("%s of units (%s) saw more than one variant, above the %s that is tolerated. Fix the assignment so that each unit sees only one variant before reading results.",
+			share(x.multiRate), count(max(x.in.MultiExposed, 0)), share(MaxMultipleExposure)))
+	}
+	return out
+}
+
+// summary is the one sentence for the experiment.
+func (x *experiment) summary(status readout.Status, best *arm, others []*arm) string {
+	switch status {
+	case readout.Invalid:
+		switch {
+		case x.srmInvalid && x.contaminated:
+			return fmt.Sprintf("Invalid: the split of units does not match the plan and %s of units saw more than one variant, so no result can be trusted.", share(x.multiRate))
+		case x.srmInvalid:
+			c := x.counts[x.worstVariant]
+			return fmt.Sprintf("Invalid: sample ratio mismatch (%s got %s of units, %s was planned), so no result can be trusted.", c.Variant, share(c.ObservedShare), share(c.ExpectedShare))
+		}
+		return fmt.Sprintf("Invalid: %s of units saw more than one variant, so no result can be trusted.", share(x.multiRate))
+	case readout.Collecting:
+		frac := ""
+		if t := x.target(); t > 0 {
+			frac = share(min(1, float64(x.units)/t)) + " of the planned sample so far"
+		}
+		var when string
+		if eta := x.eta(); eta != nil {
+			when = "a decision is expected around " + day(*eta)
+		}
+		switch {
+		case frac != "" && when != "":
+			return fmt.Sprintf("Still collecting: %s, and %s.", frac, when)
+		case frac != "":
+			return fmt.Sprintf("Still collecting: %s.", frac)
+		case when != "":
+			return fmt.Sprintf("Still collecting: no conclusive result yet; %s.", when)
+		}
+		return "Still collecting: no conclusive result yet."
+	}
+
+	var first *metric
+	if ps := best.with(readout.Primary); len(ps) > 0 {
+		first = ps[0]
+	}
+	raised := func(m *metric) string {
+		if m.res.AbsEffect < 0 {
+			return "lowered"
+		}
+		return "raised"
+	}
+	switch best.rule {
+	case 3:
+		s := fmt.Sprintf("Persevere: %s %s %s by %s (%s)", best.variant, raised(first), first.key, size(first, first.res.AbsEffect), x.interval(first))
+		if n := len(best.with(readout.Primary)); n > 1 {
+			s += fmt.Sprintf(" and won on the other %s", plural(n-1, "primary metric", "primary metrics"))
+		}
+		if len(best.with(readout.Guardrail)) > 0 {
+			s += ", with every guardrail within its margin"
+		}
+		if len(others) > 0 {
+			s += fmt.Sprintf(" (%s also won, by %s)", join(variants(others)), less(best, others))
+		}
+		return s + "; roll it out."
+	case 4:
+		if len(best.segmentWins) > 0 {
+			w := best.segmentWins[0]
+			return fmt.Sprintf("Salvage: %s did not win overall, but %s %s by %s for %s = %s; keep it there.",
+				best.variant, raised(w.m), w.m.key, size(w.m, w.m.res.AbsEffect), w.seg.dim, w.seg.value)
+		}
+		w := best.secondaryWins[0]
+		on := "its primary metric"
+		if first != nil {
+			on = first.key
+		}
+		return fmt.Sprintf("Salvage: %s did not win on %s, but %s %s by %s; keep that part.", best.variant, on, raised(w.m), w.m.key, size(w.m, w.m.res.AbsEffect))
+	case 2:
+		m := best.harmed()[0]
+		return fmt.Sprintf("Pivot: %s made %s worse than its %s margin allows (%s, %s).", best.variant, m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+	}
+	// Rule 5.
+	if first == nil {
+		return fmt.Sprintf("Pivot: %s did not work.", best.variant)
+	}
+	if best.primaryWin() {
+		var keys []string
+		for _, m := range best.with(readout.Guardrail) {
+			if !m.nonInferior {
+				keys = append(keys, m.key)
+			}
+		}
+		return fmt.Sprintf("Pivot: %s %s %s, but %s could not be shown to stay within its margin.", best.variant, raised(first), first.key, join(keys))
+	}
+	// The first primary that did not win tells the story.
+	for _, m := range best.with(readout.Primary) {
+		if m.better {
+			continue
+		}
+		if !m.ok {
+			return fmt.Sprintf("Pivot: %s ended without a measurable effect on %s.", best.variant, m.key)
+		}
+		if m.worse {
+			return fmt.Sprintf("Pivot: %s made %s worse (%s, %s).", best.variant, m.key, effect(m, m.res.AbsEffect), x.interval(m))
+		}
+		verb := "lift"
+		if m.sign < 0 {
+			verb = "lower"
+		}
+		s, _ := ruledOut(m, false)
+		return fmt.Sprintf("Pivot: %s did not %s %s; %s.", best.variant, verb, m.key, s)
+	}
+	return fmt.Sprintf("Pivot: %s did not work.", best.variant)
+}
+
+// less says how tied arms compare with the best on its first primary.
+func less(best *arm, others []*arm) string {
+	for _, o := range others {
+		if lift(o) < lift(best) {
+			return "less"
+		}
+	}
+	return "as much"
+}
+
+func variants(arms []*arm) []string {
+	var out []string
+	for _, a := range arms {
+		out = append(out, a.variant)
+	}
+	return out
+}
+
+// readout assembles the document.
+func (x *experiment) readout() readout.Readout {
+	e := x.in.Experiment
+	r := readout.Readout{
+		Experiment:  e.Key,
+		Name:        e.Name,
+		Hypothesis:  e.Hypothesis,
+		Owners:      e.Owners,
+		DataThrough: x.in.DataThrough,
+		Reasons:     []string{},
+		Health:      x.healthOut(),
+		Arms:        []readout.Arm{},
+		Salvage:     []readout.SalvageItem{},
+	}
+	ranked := x.ranked()
+	var best *arm
+	if len(ranked) > 0 {
+		best = ranked[0]
+	}
+	switch {
+	case x.srmInvalid || x.contaminated:
+		r.Status = readout.Invalid
+	case best != nil && rank(best) != 1:
+		r.Status, r.Label = readout.Decided, best.label
+	default:
+		r.Status = readout.Collecting
+	}
+	r.Progress = x.progress(r.Status == readout.Collecting)
+
+	for _, a := range x.arms {
+		r.Arms = append(r.Arms, x.armOut(a))
+		if a.label == readout.Salvage {
+			r.Salvage = append(r.Salvage, salvageItems(a)...)
+		}
+	}
+
+	// Ties: arms with the best label after the first, for the summary.
+	var tied []*arm
+	for _, a := range ranked[min(1, len(ranked)):] {
+		if r.Status == readout.Decided && a.label == best.label {
+			tied = append(tied, a)
+		}
+	}
+	r.Summary = x.summary(r.Status, best, tied)
+
+	switch r.Status {
+	case readout.Invalid:
+		r.Reasons = x.invalidReasons()
+		return r
+	case readout.Collecting:
+		if t := x.target(); t > 0 {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s of %s planned units (%s).", count(x.units), count(int64(t)), share(min(1, float64(x.units)/t))))
+		} else {
+			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s units so far.", count(x.units)))
+		}
+	}
+	multi := len(x.arms) > 1
+	for _, a := range ranked {
+		for _, s := range a.findings {
+			if multi {
+				s = a.variant + ": " + s
+			}
+			r.Reasons = append(r.Reasons, s)
+		}
+	}
+	if x.srm == readout.SRMNotEnoughTraffic {
+		r.Reasons = append(r.Reasons, fmt.Sprintf("The split of units cannot be checked yet: a variant has fewer than %d units.", 8))
+	}
+	switch {
+	case r.Status == readout.Collecting:
+		if eta := x.eta(); eta != nil {
+			if end := e.End; end != nil && eta.Equal(*end) {
+				r.Reasons = append(r.Reasons, fmt.Sprintf("A decision is due by the planned end, %s.", day(*end)))
+			} else {
+				r.Reasons = append(r.Reasons, fmt.Sprintf("At the current traffic (about %s units a day) a decision is expected around %s.", count(int64(math.Round(x.unitsPerDay))), day(*eta)))
+			}
+		}
+		r.Reasons = append(r.Reasons, "Next: keep the experiment running; do not act on these numbers yet.")
+	case best.label == readout.Persevere && len(tied) > 0:
+		r.Reasons = append(r.Reasons, fmt.Sprintf("Next: roll out %s; %s also beat the control, by %s on %s (the variants were not tested against each other).",
+			best.variant, join(variants(tied)), less(best, tied), best.with(readout.Primary)[0].key))
+	default:
+		r.Reasons = append(r.Reasons, best.next)
+	}
+	return r
+}
+
+func (x *experiment) armOut(a *arm) readout.Arm {
+	o := readout.Arm{Variant: a.variant, Label: a.label, Metrics: []readout.Metric{}}
+	o.Reasons = slices.Clone(a.findings)
+	if a.next != "" {
+		o.Reasons = append(o.Reasons, a.next)
+	}
+	for _, m := range a.metrics {
+		if m.ok {
+			o.Metrics = append(o.Metrics, m.out())
+		} else {
+			o.Unavailable = append(o.Unavailable, readout.Unavailable{Metric: m.key, Role: m.role, Reason: m.why})
+		}
+	}
+	return o
+}
+
+func salvageItems(a *arm) []readout.SalvageItem {
+	var out []readout.SalvageItem
+	for _, w := range slices.Concat(a.segmentWins, a.secondaryWins) {
+		r := w.m.res
+		it := readout.SalvageItem{
+			Variant:        a.variant,
+			Kind:           readout.SalvageMetric,
+			Metric:         w.m.key,
+			Role:           w.m.role,
+			Control:        readout.Estimate{N: r.Control.N, Mean: r.Control.Mean},
+			Treatment:      readout.Estimate{N: r.Treatment.N, Mean: r.Treatment.Mean},
+			AbsEffect:      r.AbsEffect,
+			CI:             readout.Interval{r.AbsCI.Lo, r.AbsCI.Hi},
+			PValue:         r.PValue,
+			AdjustedPValue: w.adjusted,
+		}
+		it.RelEffect, it.RelCI = rel(r)
+		if w.seg != nil {
+			it.Kind, it.Dimension, it.Value = readout.SalvageSegment, w.seg.dim, w.seg.value
+		}
+		out = append(out, it)
+	}
+	return out
+}

@@ -1,0 +1,202 @@
+package decide
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/stats"
+)
+
+// TestGuardrails checks the guardrail definitions with literal values: a 5%
+// margin on a control mean of 800 (or −800) is 40 in the metric's units.
+func TestGuardrails(t *testing.T) {
+	inc := config.Metric{Key: "retention", Kind: stats.Proportion}
+	dec := load
+	type flags struct {
+		Outcome           readout.Outcome
+		NonInferior, Harm bool
+	}
+	tests := []struct {
+		name   string
+		metric config.Metric
+		c      float64
+		lo, hi float64
+		want   flags
+	}{
+		{"decrease: inside the margin", dec, 800, -10, 20, flags{readout.Inconclusive, true, false}},
+		{"decrease: CI ends exactly on +A", dec, 800, -10, 40, flags{readout.Inconclusive, false, false}},
+		{"decrease: CI straddles +A", dec, 800, 10, 60, flags{readout.Worse, false, false}},
+		{"decrease: CI starts exactly on +A", dec, 800, 40, 90, flags{readout.Worse, false, false}},
+		{"decrease: beyond +A", dec, 800, 41, 90, flags{readout.Worse, false, true}},
+		{"decrease: better", dec, 800, -60, -20, flags{readout.Better, true, false}},
+		{"increase: inside the margin", inc, 800, -20, 10, flags{readout.Inconclusive, true, false}},
+		{"increase: CI starts exactly on −A", inc, 800, -40, 10, flags{readout.Inconclusive, false, false}},
+		{"increase: CI ends exactly on −A", inc, 800, -90, -40, flags{readout.Worse, false, false}},
+		{"increase: beyond −A", inc, 800, -90, -41, flags{readout.Worse, false, true}},
+		{"increase: negative control mean uses |c|", inc, -800, -90, -41, flags{readout.Worse, false, true}},
+		{"zero control mean: margin 0", inc, 0, -1, -0.5, flags{readout.Worse, false, true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := stats.Result{
+				Control:   stats.Estimate{N: 1000, Mean: tt.c, Var: 1},
+				Treatment: stats.Estimate{N: 1000, Mean: tt.c + (tt.lo+tt.hi)/2, Var: 1},
+				AbsEffect: (tt.lo + tt.hi) / 2, AbsCI: stats.Interval{Lo: tt.lo, Hi: tt.hi}, SE: 1, PValue: 0.5,
+			}
+			m := read(Comparison{Metric: tt.metric, Result: r}, role{role: readout.Guardrail, margin: 0.05})
+			got := m.out()
+			if diff := cmp.Diff(tt.want, flags{got.Outcome, *got.NonInferior, *got.BeyondMargin}); diff != "" {
+				t.Errorf("guardrail CI [%g, %g] on control %g (-want +got):\n%s", tt.lo, tt.hi, tt.c, diff)
+			}
+			if want := 0.05 * math.Abs(tt.c); *got.AbsMargin != want || *got.Margin != 0.05 {
+				t.Errorf("margins = %g, %g, want 0.05, %g", *got.Margin, *got.AbsMargin, want)
+			}
+		})
+	}
+}
+
+// TestMetricOut checks one metric's mapping into the readout field by field.
+func TestMetricOut(t *testing.T) {
+	c := convWin
+	got := read(c, role{role: readout.Primary}).out()
+	tm, cm := 0.11, 0.1 // variables: float64 arithmetic, as at run time
+	want := readout.Metric{
+		Metric: "purchase_conversion", Role: readout.Primary, Kind: "proportion", Direction: "increase",
+		Control: readout.Estimate{N: 20000, Mean: 0.1}, Treatment: readout.Estimate{N: 20000, Mean: 0.11},
+		AbsEffect: tm - cm, RelEffect: ptr2(tm/cm - 1), CI: readout.Interval{0.004, 0.016},
+		RelCI: &readout.Interval{0.004 / 0.1, 0.016 / 0.1}, PValue: 0.0001, Significant: true, Outcome: readout.Better,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("out() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	tests := []struct{ got, want string }{
+		{pct(0.042), "+4.2%"},
+		{pct(-0.021), "-2.1%"},
+		{pct(0.1), "+10%"},
+		{pct(0.008), "+0.8%"},
+		{pct(0.0083), "+0.83%"},
+		{pct(-0.00051), "-0.051%"},
+		{pct(0), "0%"},
+		{pct(1e-12), "0%"}, // below a millionth of a percent
+		{share(0.5), "50%"},
+		{share(1.0 / 3), "33.3%"},
+		{share(0.602), "60.2%"},
+		{num(0.0123), "+0.0123"},
+		{num(-1234.5), "-1230"},
+		{num(2.5e7), "+2.5e+07"},
+		{num(0), "0"},
+		{count(31204), "31,204"},
+		{count(999), "999"},
+		{count(1234567), "1,234,567"},
+		{pvalue(0.0004), "< 0.001"},
+		{pvalue(0.0042), "= 0.0042"},
+		{pvalue(0.35), "= 0.35"},
+		{day(time.Date(2026, 11, 20, 23, 0, 0, 0, time.FixedZone("x", -3600))), "21 Nov 2026"},
+		{join([]string{"a", "b", "c"}), "a, b and c"},
+	}
+	for i, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("case %d = %q, want %q", i, tt.got, tt.want)
+		}
+	}
+}
+
+// TestHostileInput feeds Verdict input no service should send and checks
+// that the readout is still valid and honest.
+func TestHostileInput(t *testing.T) {
+	s := compileSchema(t)
+	nan := math.NaN()
+	tests := []struct {
+		name   string
+		in     Input
+		status readout.Status
+	}{
+		{"zero input", Input{}, readout.Collecting},
+		{"no arms", input(), readout.Collecting},
+		{"NaN result", input(treat("one-page", convR(nan, nan, nan, nan), revFlat, loadOK)), readout.Collecting},
+		{"infinite CI", input(treat("one-page", convR(0.11, math.Inf(-1), math.Inf(1), 0.5), revFlat, loadOK)), readout.Collecting},
+		{"p-value above 1", input(treat("one-page", convR(0.11, 0.004, 0.016, 7), revFlat, loadOK)), readout.Collecting},
+		{"upside-down CI", input(treat("one-page", convR(0.11, 0.016, 0.004, 0.01), revFlat, loadOK)), readout.Collecting},
+		{"negative units", func() Input {
+			in := input(treat("one-page", convWin, revFlat, loadOK))
+			in.Units = map[string]int64{"control": -5, "one-page": -1}
+			in.MultiExposed = -3
+			return in
+		}(), readout.Decided},
+		{"nonsense options", func() Input {
+			in := input(treat("one-page", convWide, revFlat, loadOK))
+			in.Experiment.Alpha, in.Experiment.Power, in.Experiment.MDE, in.Experiment.Tuning = 7, nan, math.Inf(1), -1
+			in.Experiment.Guardrails[0].Margin = nan
+			in.Experiment.Variants[0].Weight = nan
+			return in
+		}(), readout.Collecting},
+		{"unknown and duplicate metrics", input(treat("one-page", convWin, convWorse, revFlat, loadOK,
+			Comparison{Metric: config.Metric{Key: "other"}, Result: convWin.Result})), readout.Decided},
+		{"error wraps", input(treat("one-page", Comparison{Metric: conv, Err: errors.New("query timed out")}, revFlat, loadOK)), readout.Collecting},
+		{"huge numbers", input(treat("one-page", Comparison{Metric: conv, Result: result(conv.Key, 1e300, 1e-300, 1e300, 1e299, 1e301, 0)})), readout.Collecting},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Verdict(tt.in)
+			if r.Status != tt.status {
+				t.Errorf("status = %s, want %s (summary %q)", r.Status, tt.status, r.Summary)
+			}
+			if err := r.Validate(); err != nil {
+				t.Fatalf("Validate() = %v", err)
+			}
+			r.Experiment = "x" // the zero input has no key for the schema's pattern
+			encode(t, s, r)
+		})
+	}
+}
+
+// FuzzVerdict checks that Verdict never panics, never emits a NaN or an
+// infinity, and always writes a readout the schema accepts, whatever numbers
+// it is given.
+func FuzzVerdict(f *testing.F) {
+	f.Add(int64(20000), int64(20000), int64(40), 0.1, 0.11, 0.004, 0.016, 0.0001, 805.0, -10.0, 20.0, 0.05, 0.1, 0.05, true, 10.0, 0.002)
+	f.Add(int64(5), int64(3), int64(0), 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, false, 0.0, 0.0)
+	f.Add(int64(12040), int64(7960), int64(500), 1e-300, 1e300, -1e308, 1e308, 0.5, math.NaN(), math.Inf(1), math.Inf(-1), -1.0, math.NaN(), 2.0, true, -5.0, 0.03)
+	s := compileSchema(f)
+	f.Fuzz(func(t *testing.T, nc, nt, multi int64, c, tr, lo, hi, p, lt, llo, lhi, margin, mde, alpha float64, seq bool, days, segp float64) {
+		in := input()
+		in.Units = map[string]int64{"control": nc, "one-page": nt}
+		in.MultiExposed = multi
+		in.Experiment.MDE, in.Experiment.Alpha, in.Experiment.Sequential = mde, alpha, seq
+		in.Experiment.Guardrails[0].Margin = margin
+		if finite(days) && math.Abs(days) < 1e5 {
+			in.DataThrough = start.Add(time.Duration(days * 24 * float64(time.Hour)))
+		}
+		r := func(key string, c, t, lo, hi, p float64) stats.Result {
+			x := result(key, float64(nc), c, t, lo, hi, p)
+			x.Control.N, x.Treatment.N = float64(nc), float64(nt)
+			return x
+		}
+		a := treat("one-page",
+			Comparison{Metric: conv, Result: r(conv.Key, c, tr, lo, hi, p)},
+			Comparison{Metric: rev, Result: r(rev.Key, c, tr, lo, hi, segp)},
+			Comparison{Metric: load, Result: r(load.Key, 800, lt, llo, lhi, p)})
+		a.Segments = []Segment{
+			seg("platform", "ios", Comparison{Metric: conv, Result: r(conv.Key, c, tr, lo, hi, segp)},
+				Comparison{Metric: load, Result: r(load.Key, 800, lt, llo, lhi, p)}),
+			seg("platform", "", Comparison{Metric: conv, Result: r(conv.Key, tr, c, -hi, -lo, p)}),
+		}
+		in.Arms = []Arm{a, treat("two-page", Comparison{Metric: conv, Result: r(conv.Key, c, tr, lo, hi, segp)})}
+		out := Verdict(in)
+		if err := out.Validate(); err != nil {
+			t.Fatalf("Validate() = %v", err)
+		}
+		encode(t, s, out)
+		if out.Summary == "" {
+			t.Fatal("empty summary")
+		}
+	})
+}

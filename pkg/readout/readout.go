@@ -1,0 +1,318 @@
+package readout
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status says whether an experiment has a verdict.
+type Status string
+
+// The statuses of DESIGN.md.
+const (
+	// Collecting: no treatment has a verdict yet; Progress says how far along
+	// the experiment is and when a decision is expected.
+	Collecting Status = "collecting"
+	// Decided: Label holds the verdict.
+	Decided Status = "decided"
+	// Invalid: the data cannot be trusted (sample ratio mismatch, or too many
+	// units exposed to more than one variant); there is no label.
+	Invalid Status = "invalid"
+)
+
+// Label is the verdict on an experiment or on one treatment arm. The zero
+// value, NoLabel, is encoded as JSON null.
+type Label string
+
+// The labels of DESIGN.md.
+const (
+	NoLabel   Label = ""
+	Persevere Label = "persevere" // the idea works: ship it
+	Pivot     Label = "pivot"     // it clearly does not: stop and try something else
+	Salvage   Label = "salvage"   // it failed overall, but parts are worth keeping
+)
+
+// MarshalJSON encodes NoLabel as null.
+func (l Label) MarshalJSON() ([]byte, error) {
+	if l == NoLabel {
+		return []byte("null"), nil
+	}
+	return json.Marshal(string(l))
+}
+
+// UnmarshalJSON decodes null as NoLabel.
+func (l *Label) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*l = NoLabel
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("decode label: %w", err)
+	}
+	*l = Label(s)
+	return nil
+}
+
+// Role is what a metric is for in an experiment.
+type Role string
+
+// The roles a metric can have in an experiment definition.
+const (
+	Primary   Role = "primary"   // what the experiment is meant to move
+	Secondary Role = "secondary" // other effects worth knowing (and salvaging)
+	Guardrail Role = "guardrail" // must not get worse beyond its margin
+)
+
+// SRMStatus is the outcome of the sample ratio mismatch check.
+type SRMStatus string
+
+// The outcomes of the sample ratio mismatch check.
+const (
+	SRMOK               SRMStatus = "ok"                 // p ≥ 0.001
+	SRMMismatch         SRMStatus = "mismatch"           // p < 0.001: the experiment is invalid
+	SRMNotEnoughTraffic SRMStatus = "not_enough_traffic" // a variant has fewer than 8 units: no test yet
+)
+
+// Outcome summarises a metric's comparison in its good direction.
+type Outcome string
+
+// The outcomes of a metric: significant in the good direction, significant
+// in the bad direction, or neither.
+const (
+	Better       Outcome = "better"
+	Worse        Outcome = "worse"
+	Inconclusive Outcome = "inconclusive"
+)
+
+// SalvageKind says what a salvage item keeps.
+type SalvageKind string
+
+// What a salvage item keeps: the treatment in one segment (for a primary
+// metric), or the effect on a secondary metric.
+const (
+	SalvageSegment SalvageKind = "segment"
+	SalvageMetric  SalvageKind = "metric"
+)
+
+// Interval is a confidence interval [lo, hi].
+type Interval [2]float64
+
+// Readout is where an experiment stands. The JSON field names are the
+// public contract (DESIGN.md "Readout", schemas/readout.schema.json).
+type Readout struct {
+	Experiment string `json:"experiment"`
+	// Name, Hypothesis and Owners come from the definition, for emails and
+	// the readout page.
+	Name       string   `json:"name,omitempty"`
+	Hypothesis string   `json:"hypothesis,omitempty"`
+	Owners     []string `json:"owners,omitempty"`
+
+	// Version increases with every readout of the experiment; the rules
+	// service stamps it, and ComputedAt, when it publishes.
+	Version     int64     `json:"version"`
+	ComputedAt  time.Time `json:"computed_at"`
+	DataThrough time.Time `json:"data_through"` // events up to this time are counted
+
+	Status  Status   `json:"status"`
+	Label   Label    `json:"label"`   // NoLabel unless Status is Decided
+	Summary string   `json:"summary"` // one plain sentence
+	Reasons []string `json:"reasons"` // what happened, how sure, what to do next
+
+	Health   Health        `json:"health"`
+	Progress Progress      `json:"progress"`
+	Arms     []Arm         `json:"arms"`    // one per treatment variant
+	Salvage  []SalvageItem `json:"salvage"` // what to keep, from arms labelled salvage
+}
+
+// Health is whether the data can be trusted.
+type Health struct {
+	SRM SRMStatus `json:"srm"`
+	// SRMPValue is the p-value of the chi-square test of units per variant
+	// against the weights; nil (null) when SRM is not_enough_traffic.
+	SRMPValue *float64 `json:"srm_p_value"`
+	// Counts lists every variant of the definition, in its order.
+	Counts []VariantCount `json:"counts"`
+	// MultipleExposureCount is the number of units that saw more than one
+	// variant (left out of every number); MultipleExposureRate is their share
+	// of all exposed units, them included.
+	MultipleExposureCount int64   `json:"multiple_exposure_count"`
+	MultipleExposureRate  float64 `json:"multiple_exposure_rate"`
+}
+
+// VariantCount is one variant's units against its planned share.
+type VariantCount struct {
+	Variant       string  `json:"variant"`
+	Units         int64   `json:"units"`
+	Weight        float64 `json:"weight"`         // as configured
+	ExpectedShare float64 `json:"expected_share"` // weight over the sum of weights
+	ObservedShare float64 `json:"observed_share"` // units over all units (0 with no units)
+}
+
+// Progress is how far an experiment is towards its planned sample.
+type Progress struct {
+	// Units counts the units in the analysis, all variants together.
+	Units int64 `json:"units"`
+	// TargetPerVariant is the planned sample per variant: the units each of
+	// two equal arms needs to detect the MDE of every primary metric with the
+	// planned power at alpha. Target is the total at which, at the planned
+	// split, the smallest variant reaches it. Both are nil when they cannot be
+	// planned (no MDE, or no variance observed yet).
+	TargetPerVariant *int64 `json:"target_per_variant"`
+	Target           *int64 `json:"target"`
+	// Fraction is Units/Target, at most 1.
+	Fraction *float64 `json:"fraction"`
+	// Power is the power reached so far for the MDE: the smallest over
+	// primary metrics and treatment arms.
+	Power *float64 `json:"power"`
+	// UnitsPerDay is the traffic since the start.
+	UnitsPerDay *float64 `json:"units_per_day"`
+	// ETA is the expected decision date while collecting: when the target is
+	// reached at the current traffic, or the planned end if sooner. nil when
+	// it is unknown or the experiment is no longer collecting.
+	ETA   *time.Time `json:"eta"`
+	Start time.Time  `json:"start"`
+	End   *time.Time `json:"end"` // the planned end, if any
+}
+
+// Arm is one treatment variant compared with the control.
+type Arm struct {
+	Variant string   `json:"variant"`
+	Label   Label    `json:"label"`
+	Reasons []string `json:"reasons"`
+	Metrics []Metric `json:"metrics"`
+	// Unavailable lists the metrics that could not be compared (for
+	// instance no variance yet: no conversions in either arm).
+	Unavailable []Unavailable `json:"unavailable,omitempty"`
+}
+
+// Estimate is one arm's units and estimate of a metric.
+type Estimate struct {
+	N    float64 `json:"n"`
+	Mean float64 `json:"mean"` // for a ratio metric, the ratio of sums
+}
+
+// Metric is the comparison of a treatment with the control on one metric.
+type Metric struct {
+	Metric    string   `json:"metric"`
+	Role      Role     `json:"role"`
+	Kind      string   `json:"kind,omitempty"` // mean, count, proportion or ratio
+	Direction string   `json:"direction"`      // increase or decrease: which way is better
+	Control   Estimate `json:"control"`
+	Treatment Estimate `json:"treatment"`
+
+	AbsEffect float64   `json:"abs_effect"` // treatment mean − control mean
+	RelEffect *float64  `json:"rel_effect"` // nil when the control mean is 0
+	CI        Interval  `json:"ci"`         // for abs_effect: decisions use this
+	RelCI     *Interval `json:"rel_ci"`     // for rel_effect, shown only
+	PValue    float64   `json:"p_value"`
+	// Significant reports whether CI excludes 0, in either direction.
+	Significant bool    `json:"significant"`
+	Outcome     Outcome `json:"outcome"`
+
+	// Guardrails only: Margin is the configured relative margin, AbsMargin
+	// the same in the metric's units (Margin·|control mean|). NonInferior:
+	// the CI lies wholly on the good side of the margin. BeyondMargin: the CI
+	// lies wholly on the bad side of it (the guardrail is harmed).
+	Margin       *float64 `json:"margin,omitempty"`
+	AbsMargin    *float64 `json:"abs_margin,omitempty"`
+	NonInferior  *bool    `json:"non_inferior,omitempty"`
+	BeyondMargin *bool    `json:"beyond_margin,omitempty"`
+}
+
+// Unavailable is a metric that could not be compared, and why.
+type Unavailable struct {
+	Metric string `json:"metric"`
+	Role   Role   `json:"role"`
+	Reason string `json:"reason"`
+}
+
+// SalvageItem is something worth keeping from a failed treatment: the
+// treatment in one segment where it won on a primary metric, or its effect
+// on a secondary metric. AdjustedPValue is Holm-adjusted over the family
+// searched (every segment value × primary metric × arm, or every secondary
+// metric × arm).
+type SalvageItem struct {
+	Variant   string      `json:"variant"`
+	Kind      SalvageKind `json:"kind"`
+	Dimension string      `json:"dimension"` // segment only; null for a metric
+	Value     string      `json:"value"`     // segment only (may be ""); null for a metric
+	Metric    string      `json:"metric"`
+	Role      Role        `json:"role"`
+	Control   Estimate    `json:"control"`
+	Treatment Estimate    `json:"treatment"`
+
+	AbsEffect      float64   `json:"abs_effect"`
+	RelEffect      *float64  `json:"rel_effect"`
+	CI             Interval  `json:"ci"`
+	RelCI          *Interval `json:"rel_ci"`
+	PValue         float64   `json:"p_value"`
+	AdjustedPValue float64   `json:"adjusted_p_value"`
+}
+
+// MarshalJSON writes dimension and value as null for a metric item.
+func (s SalvageItem) MarshalJSON() ([]byte, error) {
+	type plain SalvageItem
+	// Fields of the outer struct hide the embedded ones of the same name and
+	// keep the contract's order: variant, kind, dimension, value, the rest.
+	out := struct {
+		Variant   string      `json:"variant"`
+		Kind      SalvageKind `json:"kind"`
+		Dimension *string     `json:"dimension"`
+		Value     *string     `json:"value"`
+		plain
+	}{Variant: s.Variant, Kind: s.Kind, plain: plain(s)}
+	if s.Kind == SalvageSegment {
+		out.Dimension, out.Value = &s.Dimension, &s.Value
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads null dimension and value as "".
+func (s *SalvageItem) UnmarshalJSON(b []byte) error {
+	type plain SalvageItem
+	in := struct {
+		*plain
+		Dimension *string `json:"dimension"`
+		Value     *string `json:"value"`
+	}{plain: (*plain)(s)}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	s.Dimension, s.Value = "", ""
+	if in.Dimension != nil {
+		s.Dimension = *in.Dimension
+	}
+	if in.Value != nil {
+		s.Value = *in.Value
+	}
+	return nil
+}
+
+// MarshalJSON encodes the readout after checking it (see Validate), with
+// empty lists as [] rather than null.
+func (r Readout) MarshalJSON() ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	type plain Readout // without this method
+	p := plain(r)
+	p.Reasons = nonNil(p.Reasons)
+	p.Health.Counts = nonNil(p.Health.Counts)
+	p.Salvage = nonNil(p.Salvage)
+	p.Arms = make([]Arm, len(r.Arms))
+	for i, a := range r.Arms {
+		a.Reasons = nonNil(a.Reasons)
+		a.Metrics = nonNil(a.Metrics)
+		p.Arms[i] = a
+	}
+	return json.Marshal(p)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

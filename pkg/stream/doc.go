@@ -6,6 +6,7 @@
 //
 //	VERDICT_EVENTS    verdict.events.>    exposures and tracks from producers
 //	VERDICT_DLQ       verdict.dlq.>       rejected events, payload kept, reason in Verdict-Error
+//	VERDICT_READOUTS  verdict.readouts.>  readouts, published by rules (Nats-Msg-Id experiment.version)
 //
 // Producers set Nats-Msg-Id to the event_id, so JetStream drops a re-publish
 // inside the duplicate window; ClickHouse drops the rest (see package

@@ -16,6 +16,10 @@ const (
 	DLQSubjects    = "verdict.dlq.>"
 	DLQPrefix      = "verdict.dlq."
 
+	ReadoutsStream   = "VERDICT_READOUTS"
+	ReadoutsSubjects = "verdict.readouts.>"
+	ReadoutsPrefix   = "verdict.readouts."
+
 	// ErrorHeader carries why a dead-lettered event was rejected.
 	ErrorHeader = "Verdict-Error"
 	// SubjectHeader carries the subject the dead-lettered event arrived on.
@@ -28,6 +32,7 @@ type Limits struct {
 	EventsMaxBytes int64         // default 10 GiB
 	DLQMaxAge      time.Duration // default 30 days
 	DLQMaxBytes    int64         // default 1 GiB
+	ReadoutsMaxAge time.Duration // default 90 days
 	Duplicates     time.Duration // dedup window on Nats-Msg-Id, default 10 minutes
 }
 
@@ -37,10 +42,11 @@ var DefaultLimits = Limits{
 	EventsMaxBytes: 10 << 30,
 	DLQMaxAge:      30 * 24 * time.Hour,
 	DLQMaxBytes:    1 << 30,
+	ReadoutsMaxAge: 90 * 24 * time.Hour,
 	Duplicates:     10 * time.Minute,
 }
 
-// EnsureStreams creates VERDICT_EVENTS and VERDICT_DLQ, or updates them to
+// EnsureStreams creates VERDICT_EVENTS, VERDICT_DLQ and VERDICT_READOUTS, or updates them to
 // the given limits. It is safe to call at every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error {
 	cfgs := []jetstream.StreamConfig{
@@ -64,6 +70,16 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      l.DLQMaxAge,
 			MaxBytes:    l.DLQMaxBytes,
+			Duplicates:  l.Duplicates,
+		},
+		{
+			Name:        ReadoutsStream,
+			Description: "readouts, one subject per experiment: verdict.readouts.<experiment>",
+			Subjects:    []string{ReadoutsSubjects},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Discard:     jetstream.DiscardOld,
+			MaxAge:      l.ReadoutsMaxAge,
 			Duplicates:  l.Duplicates,
 		},
 	}

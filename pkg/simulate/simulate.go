@@ -50,6 +50,9 @@ type Share struct {
 	Share float64
 }
 
+// MaxDelay is the longest time between a unit's exposure and its events.
+const MaxDelay = 5 * time.Minute
+
 // Generator turns scenarios into events. It is deterministic for a seed.
 type Generator struct {
 	rng *rand.Rand
@@ -88,7 +91,8 @@ func (g *Generator) Unit(dst []event.Event, s *Scenario, ts time.Time) []event.E
 				mu := math.Log(b.Value*lift) - b.Sigma*b.Sigma/2
 				val = math.Round(math.Exp(mu+b.Sigma*g.rng.NormFloat64())*100) / 100
 			}
-			at := ts.Add(time.Duration(g.rng.ExpFloat64() * float64(time.Minute)))
+			// Within MaxDelay of the exposure, about a minute on average.
+			at := ts.Add(min(MaxDelay, time.Duration(g.rng.ExpFloat64()*float64(time.Minute))))
 			dst = append(dst, event.Event{
 				Type: event.Track, ID: g.id(), TS: at, Unit: unit,
 				AttrKeys: keys, AttrValues: values,

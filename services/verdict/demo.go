@@ -110,7 +110,9 @@ func streamTraffic(ctx context.Context, js jetstream.JetStream, rate int) error 
 		case <-tick.C:
 		}
 		evs = evs[:0]
-		now := time.Now().UTC()
+		// Exposures are stamped MaxDelay ago, so that every event of the
+		// unit lies in the past, as it would for real traffic.
+		now := time.Now().UTC().Add(-simulate.MaxDelay)
 		for range perTick {
 			evs = gen.Unit(evs, &scenarios[n%len(scenarios)], now)
 			n++

@@ -33,6 +33,7 @@ func commands() []command {
 		{"up", "run the whole stack on this machine", runUp},
 		{"demo", "up, plus simulated traffic for experiments with known truths", runDemo},
 		{"publish", "publish NDJSON events from FILE or - (stdin)", runPublish},
+		{"apply", "validate definitions (-f FILE) and store them in the KV bucket verdict_config", runApply},
 		{"stats", "NDJSON comparisons in on stdin, results out on stdout", runStats},
 	}
 }

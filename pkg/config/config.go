@@ -1,0 +1,127 @@
+package config
+
+import (
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/stats"
+)
+
+// Definitions is the content of a definitions file, and of the KV bucket.
+type Definitions struct {
+	Metrics     []Metric     `json:"metrics,omitempty"`
+	Experiments []Experiment `json:"experiments,omitempty"`
+}
+
+// Aggregate says how a unit's events become its value.
+type Aggregate string
+
+const (
+	Sum   Aggregate = "sum"   // sum of the events' value (default)
+	Count Aggregate = "count" // number of events
+)
+
+// Direction says which way a metric is better.
+type Direction string
+
+const (
+	Increase Direction = "increase" // higher is better (default)
+	Decrease Direction = "decrease" // lower is better, e.g. load time
+)
+
+// Metric defines how a per-unit value is computed from track events.
+//
+//   - proportion: 1 if the unit has at least one Event, else 0.
+//   - mean: the unit's Aggregate of Event (0 for units without events).
+//   - count: the unit's number of Event.
+//   - ratio: Σ numerator over Σ denominator across units, each a per-unit
+//     Aggregate of its own event.
+//
+// Parse fills in what a file leaves out: Direction increase; Aggregate sum
+// for mean and count for count (proportion and ratio have none: a ratio's
+// parts carry their own, sum by default).
+type Metric struct {
+	Key         string     `json:"key"`
+	Kind        stats.Kind `json:"kind"`
+	Event       string     `json:"event,omitempty"`
+	Aggregate   Aggregate  `json:"aggregate,omitempty"`
+	Numerator   *Part      `json:"numerator,omitempty"`
+	Denominator *Part      `json:"denominator,omitempty"`
+	Cap         *Cap       `json:"cap,omitempty"`
+	Direction   Direction  `json:"direction,omitempty"`
+}
+
+// Part is the numerator or the denominator of a ratio metric.
+type Part struct {
+	Event     string    `json:"event"`
+	Aggregate Aggregate `json:"aggregate,omitempty"`
+}
+
+// Cap winsorises per-unit values at a percentile of their distribution
+// (over all units of the experiment), computed in ClickHouse.
+type Cap struct {
+	Percentile float64 `json:"percentile"`
+}
+
+// Variant is one arm of an experiment and its share of units.
+type Variant struct {
+	Key    string  `json:"key"`
+	Weight float64 `json:"weight"`
+}
+
+// Guardrail is a metric that must not get worse than Margin, relative to
+// the control mean (0.05: at most 5% worse).
+type Guardrail struct {
+	Metric string  `json:"metric"`
+	Margin float64 `json:"margin"`
+}
+
+// Experiment is one experiment's definition. Parse fills in Alpha 0.05,
+// Power 0.8, Sequential true, Tuning 5000 and AttributionWindow 7d when a
+// file leaves them out, and even weights when no variant has one. Times
+// are kept in UTC.
+type Experiment struct {
+	Key        string      `json:"key"`
+	Name       string      `json:"name,omitempty"`
+	Hypothesis string      `json:"hypothesis,omitempty"`
+	Owners     []string    `json:"owners,omitempty"`
+	Variants   []Variant   `json:"variants"`
+	Control    string      `json:"control"`
+	Primary    []string    `json:"primary"`
+	Secondary  []string    `json:"secondary,omitempty"`
+	Guardrails []Guardrail `json:"guardrails,omitempty"`
+	Segments   []string    `json:"segments,omitempty"`
+
+	MDE        float64 `json:"mde"`              // relative minimum detectable effect of the primary
+	Alpha      float64 `json:"alpha"`            // default 0.05
+	Power      float64 `json:"power"`            // default 0.8
+	Sequential bool    `json:"sequential"`       // default true
+	Tuning     float64 `json:"tuning,omitempty"` // confidence-sequence N*, default 5000
+
+	AttributionWindow Duration   `json:"attribution_window"` // default 7d
+	Start             time.Time  `json:"start"`
+	End               *time.Time `json:"end,omitempty"`
+}
+
+// Duration is a time.Duration written as Go does ("36h", "90m") or in
+// whole days ("7d").
+type Duration time.Duration
+
+// Metric returns the metric of that key.
+func (d Definitions) Metric(key string) (Metric, bool) {
+	for _, m := range d.Metrics {
+		if m.Key == key {
+			return m, true
+		}
+	}
+	return Metric{}, false
+}
+
+// Experiment returns the experiment of that key.
+func (d Definitions) Experiment(key string) (Experiment, bool) {
+	for _, e := range d.Experiments {
+		if e.Key == key {
+			return e, true
+		}
+	}
+	return Experiment{}, false
+}

@@ -1,0 +1,273 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The KV layout: bucket verdict_config holds one key per definition, its
+// value the definition's JSON (every default filled in).
+const (
+	Bucket           = "verdict_config"
+	MetricPrefix     = "metric."     // metric.<key>: a Metric
+	ExperimentPrefix = "experiment." // experiment.<key>: an Experiment
+
+	// bucketHistory is how many past values of a definition the bucket keeps.
+	bucketHistory = 10
+)
+
+// EnsureBucket returns the bucket verdict_config, creating it (file
+// storage, 10 values of history per key) when it does not exist. An
+// existing bucket is used as it is.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, Bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open KV bucket %s: %w", Bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "verdict experiment and metric definitions (verdict apply)",
+		History:     bucketHistory,
+		Storage:     jetstream.FileStorage,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile by someone else
+		kv, err = js.KeyValue(ctx, Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+// entry is a stored definition with the revision it was read at.
+type entry struct {
+	value    []byte
+	revision uint64
+}
+
+// snapshot reads every current value of the bucket.
+func snapshot(ctx context.Context, kv jetstream.KeyValue) (map[string]entry, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read KV bucket %s: %w", Bucket, err)
+	}
+	defer w.Stop()
+	entries := map[string]entry{}
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("read KV bucket %s: watcher stopped", Bucket)
+			}
+			if e == nil { // every current value has been delivered
+				return entries, nil
+			}
+			entries[e.Key()] = entry{e.Value(), e.Revision()}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read KV bucket %s: %w", Bucket, ctx.Err())
+		}
+	}
+}
+
+// decodeEntries turns stored values into definitions, sorted by key. Keys
+// without the metric. or experiment. prefix are left alone; a value that
+// does not decode is returned in bad.
+func decodeEntries(entries map[string]entry) (d Definitions, bad map[string]error) {
+	keys := make([]string, 0, len(entries))
+	for k := range entries {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	bad = map[string]error{}
+	for _, k := range keys {
+		switch {
+		case strings.HasPrefix(k, MetricPrefix):
+			var m Metric
+			if err := json.Unmarshal(entries[k].value, &m); err != nil {
+				bad[k] = err
+				continue
+			}
+			d.Metrics = append(d.Metrics, m)
+		case strings.HasPrefix(k, ExperimentPrefix):
+			var e Experiment
+			if err := json.Unmarshal(entries[k].value, &e); err != nil {
+				bad[k] = err
+				continue
+			}
+			d.Experiments = append(d.Experiments, e)
+		}
+	}
+	return d, bad
+}
+
+// Load returns the definitions stored in kv, metrics and experiments each
+// sorted by key. It does not validate them: Apply only stores valid ones.
+func Load(ctx context.Context, kv jetstream.KeyValue) (Definitions, error) {
+	entries, err := snapshot(ctx, kv)
+	if err != nil {
+		return Definitions{}, err
+	}
+	d, bad := decodeEntries(entries)
+	if len(bad) > 0 {
+		k := slices.Sorted(maps.Keys(bad))[0]
+		return Definitions{}, fmt.Errorf("decode %s/%s: %w", Bucket, k, bad[k])
+	}
+	return d, nil
+}
+
+// Op is what Apply did to one key.
+type Op string
+
+// The outcomes of applying one definition.
+const (
+	Created   Op = "created"
+	Updated   Op = "updated"
+	Unchanged Op = "unchanged"
+)
+
+// Change is what Apply did to one KV key (metric.<key> or experiment.<key>).
+type Change struct {
+	Key string
+	Op  Op
+}
+
+// Apply stores defs in kv: each metric and experiment replaces the stored
+// one of the same key, or is added; stored definitions that defs does not
+// mention stay. The merged whole is validated first, so an experiment may
+// use a metric applied earlier; on any problem nothing is stored and the
+// error is Problems.
+func Apply(ctx context.Context, kv jetstream.KeyValue, defs Definitions) error {
+	_, err := ApplyFiles(ctx, kv, &File{Definitions: defs})
+	return err
+}
+
+// ApplyFiles is Apply for parsed files, reporting their problems (parse
+// problems included) at their lines, and what it did to each key: metrics
+// first, then experiments, in the files' order.
+//
+// Writes are conditional on the revision read, so a definition changed by
+// someone else meanwhile is not overwritten: ApplyFiles stops with an error
+// and the apply can be run again. Metrics are written before experiments,
+// so the bucket never holds an experiment whose metrics are missing, even
+// if the connection fails midway.
+func ApplyFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) ([]Change, error) {
+	entries, err := snapshot(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	stored, bad := decodeEntries(entries)
+	if err := check(&stored, files...); err != nil {
+		return nil, err
+	}
+	// A stored value that cannot be read is fixed by applying that key again.
+	var probs Problems
+	for _, k := range slices.Sorted(maps.Keys(bad)) {
+		if !defines(files, k) {
+			probs = append(probs, Problem{Pos: Pos{File: Bucket + "/" + k}, Msg: fmt.Sprintf("stored value cannot be read (%v): apply a corrected definition of it", bad[k])})
+		}
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+
+	type put struct {
+		key   string
+		value any
+	}
+	var puts []put
+	for _, f := range files {
+		for _, m := range f.Metrics {
+			puts = append(puts, put{MetricPrefix + m.Key, m})
+		}
+	}
+	for _, f := range files {
+		for _, e := range f.Experiments {
+			puts = append(puts, put{ExperimentPrefix + e.Key, e})
+		}
+	}
+	var changes []Change
+	for _, p := range puts {
+		value, err := json.Marshal(p.value)
+		if err != nil {
+			return changes, fmt.Errorf("encode %s: %w", p.key, err)
+		}
+		old, exists := entries[p.key]
+		switch {
+		case !exists:
+			if _, err := kv.Create(ctx, p.key, value); err != nil {
+				return changes, fmt.Errorf("create %s/%s: %w", Bucket, p.key, conflict(err))
+			}
+			changes = append(changes, Change{p.key, Created})
+		case sameJSON(old.value, p.value):
+			changes = append(changes, Change{p.key, Unchanged})
+		default:
+			if _, err := kv.Update(ctx, p.key, value, old.revision); err != nil {
+				return changes, fmt.Errorf("update %s/%s: %w", Bucket, p.key, conflict(err))
+			}
+			changes = append(changes, Change{p.key, Updated})
+		}
+	}
+	return changes, nil
+}
+
+func defines(files []*File, key string) bool {
+	for _, f := range files {
+		for _, m := range f.Metrics {
+			if MetricPrefix+m.Key == key {
+				return true
+			}
+		}
+		for _, e := range f.Experiments {
+			if ExperimentPrefix+e.Key == key {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// conflict explains a failed conditional write.
+func conflict(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		return fmt.Errorf("changed by someone else while applying; run apply again: %w", err)
+	}
+	return err
+}
+
+// sameJSON reports whether the stored value holds the definition v: both
+// are decoded into v's type and encoded again, so that spelling differences
+// (key order, spacing, time zones) do not count as changes.
+func sameJSON(stored []byte, v any) bool {
+	want, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	var got []byte
+	switch v.(type) {
+	case Metric:
+		var m Metric
+		if json.Unmarshal(stored, &m) != nil {
+			return false
+		}
+		got, err = json.Marshal(m)
+	case Experiment:
+		var e Experiment
+		if json.Unmarshal(stored, &e) != nil {
+			return false
+		}
+		got, err = json.Marshal(e)
+	}
+	return err == nil && bytes.Equal(got, want)
+}

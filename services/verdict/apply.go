@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+)
+
+// fileList is a repeatable -f flag.
+type fileList []string
+
+func (l *fileList) String() string     { return strings.Join(*l, ",") }
+func (l *fileList) Set(s string) error { *l = append(*l, s); return nil }
+
+// runApply validates definition files and stores them in the KV bucket
+// verdict_config. The files are taken together and merged over what is
+// stored: an experiment may use a metric of another file or of an earlier
+// apply. On any problem, every problem is listed on stderr and nothing is
+// stored.
+func runApply(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verdict apply", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var names fileList
+	fs.Var(&names, "f", "definitions `FILE` (YAML or JSON), - for standard input; repeat for several")
+	natsURL := fs.String("nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	dryRun := fs.Bool("dry-run", false, "validate only, without NATS: metrics must then be defined in the given files")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: verdict apply [flags] -f FILE [-f FILE ...]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || len(names) == 0 {
+		fs.Usage()
+		return errors.New("apply needs -f FILE (or -f - for standard input), and no other arguments")
+	}
+
+	var files []*config.File
+	stdinRead := false
+	for _, name := range names {
+		var data []byte
+		var err error
+		if name == "-" {
+			if stdinRead {
+				return errors.New("-f - is given twice: standard input can be read once")
+			}
+			stdinRead = true
+			name = "<stdin>"
+			data, err = io.ReadAll(io.LimitReader(stdin, config.MaxFileSize+1))
+		} else {
+			data, err = os.ReadFile(name)
+		}
+		if err != nil {
+			return fmt.Errorf("read definitions: %w", err)
+		}
+		f, _ := config.ParseFile(name, data) // its problems are reported with the others
+		files = append(files, f)
+	}
+
+	if *dryRun {
+		if err := config.ValidateFiles(files...); err != nil {
+			return refused(stderr, err)
+		}
+		metrics, exps := count(files)
+		fmt.Fprintf(stdout, "valid: %d metrics, %d experiments (dry run: nothing stored)\n", metrics, exps)
+		return nil
+	}
+
+	nc, err := nats.Connect(*natsURL, nats.Name("verdict-apply"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("connect to %s (or use --dry-run to validate without NATS): %w", *natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	kv, err := config.EnsureBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	changes, err := config.ApplyFiles(ctx, kv, files...)
+	for _, c := range changes {
+		fmt.Fprintf(stdout, "%-9s %s\n", c.Op, c.Key)
+	}
+	if err != nil {
+		return refused(stderr, err)
+	}
+	n := map[config.Op]int{}
+	for _, c := range changes {
+		n[c.Op]++
+	}
+	fmt.Fprintf(stdout, "applied to %s: %d created, %d updated, %d unchanged\n",
+		config.Bucket, n[config.Created], n[config.Updated], n[config.Unchanged])
+	return nil
+}
+
+// refused prints every problem of err and returns the error run reports.
+func refused(stderr io.Writer, err error) error {
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		return err
+	}
+	fmt.Fprintln(stderr, ps.Error())
+	return fmt.Errorf("definitions refused, nothing stored: %d %s", len(ps), plural(len(ps), "problem", "problems"))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func count(files []*config.File) (metrics, experiments int) {
+	for _, f := range files {
+		metrics += len(f.Metrics)
+		experiments += len(f.Experiments)
+	}
+	return metrics, experiments
+}

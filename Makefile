@@ -17,6 +17,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/verdict ./services/verdict
 	$(GO) build -o $(BIN)/ingest ./services/ingest
+	$(GO) build -o $(BIN)/notifier ./services/notifier
 
 # deps installs what running and testing need on a Debian machine: Debian's
 # ClickHouse server (the tests start private servers from its binary).

@@ -1,0 +1,47 @@
+package notifier
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	sent      prometheus.Counter
+	failed    prometheus.Counter
+	abandoned prometheus.Counter
+	readouts  *prometheus.CounterVec
+	seconds   prometheus.Histogram
+}
+
+var outcomes = []string{"emailed", "unchanged", "duplicate", "malformed", "abandoned"}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		sent: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_emails_sent_total",
+			Help: "Readout emails accepted by the SMTP server (or written to the outbox).",
+		}),
+		failed: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_emails_failed_total",
+			Help: "Failed attempts to send a readout email; transient ones are retried, permanent ones also count in verdict_emails_abandoned_total.",
+		}),
+		abandoned: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_emails_abandoned_total",
+			Help: "Readout emails given up after a permanent failure (5xx, no valid recipient); recorded in the verdict_notifier KV bucket.",
+		}),
+		readouts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_notifier_readouts_total",
+			Help: "Readouts handled by the notifier, by outcome.",
+		}, []string{"outcome"}),
+		seconds: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "verdict_email_send_seconds",
+			Help:    "Time of one attempt to send an email.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+	}
+	for _, o := range outcomes {
+		m.readouts.WithLabelValues(o)
+	}
+	return m
+}

@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := stream.EnsureStreams(ctx, js, cfg.Limits); err != nil {
 		return err
 	}
-	wh, err := openWarehouse(ctx, cfg.ClickHouse, log)
+	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
@@ -120,25 +120,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log.Info("ingesting", "stream", stream.EventsStream, "consumer", ConsumerName, "batch", cfg.BatchSize)
 	return in.Run(ctx)
-}
-
-// openWarehouse opens and migrates ClickHouse, waiting for it to answer: the
-// services may start before the database does.
-func openWarehouse(ctx context.Context, cfg warehouse.Config, log *slog.Logger) (*warehouse.Warehouse, error) {
-	backoff := newBackoff()
-	for {
-		wh, err := warehouse.Open(ctx, cfg)
-		if err == nil {
-			if err = wh.Migrate(ctx); err == nil {
-				return wh, nil
-			}
-			wh.Close()
-		}
-		log.Warn("clickhouse not ready, will retry", "addr", cfg.Addr, "err", err)
-		if !backoff.wait(ctx) {
-			return nil, fmt.Errorf("open clickhouse at %s: %w", cfg.Addr, err)
-		}
-	}
 }
 
 // ConsumerConfig is the durable consumer ingest reads with. MaxAckPending

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -263,7 +264,9 @@ func (n *Notifier) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		msg, err := n.cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 		if err != nil {
-			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			// No readout within the wait is the normal idle case.
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout) ||
+				errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 				continue
 			}
 			n.log.Warn("fetch readout", "err", err)

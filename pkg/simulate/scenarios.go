@@ -1,5 +1,12 @@
 package simulate
 
+import (
+	_ "embed"
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+)
+
 var platforms = map[string][]Share{
 	"platform": {{"ios", 0.4}, {"android", 0.4}, {"web", 0.2}},
 	"country":  {{"us", 0.5}, {"de", 0.3}, {"br", 0.2}},
@@ -30,9 +37,14 @@ func Demo() []Scenario {
 			Experiment: "image-carousel", Segments: platforms, Behaviours: shop,
 			Variants: half("carousel", map[string]float64{"purchase": 1.05, "page_load": 1.15}, nil),
 		},
-		{ // Flat overall, a real win on Android only.
+		{ // Flat overall, a real win on Android only: +30% there, -20% on
+			// iOS and the web (40% + 40% + 20% of units: 0.4·30 = 0.6·20).
 			Experiment: "dark-mode", Segments: platforms, Behaviours: shop,
-			Variants: half("dark", nil, map[string]map[string]float64{"platform=android": {"purchase": 1.45}}),
+			Variants: half("dark", nil, map[string]map[string]float64{
+				"platform=android": {"purchase": 1.30},
+				"platform=ios":     {"purchase": 0.80},
+				"platform=web":     {"purchase": 0.80},
+			}),
 		},
 		{ // No effect at all.
 			Experiment: "button-color", Segments: platforms, Behaviours: shop,
@@ -43,4 +55,20 @@ func Demo() []Scenario {
 			Variants: []Variant{{Key: "control", Weight: 0.6}, {Key: "ml-ranker", Weight: 0.4}},
 		},
 	}
+}
+
+//go:embed demo.yaml
+var demoYAML []byte
+
+// DemoDefinitions returns the definitions of the Demo experiments, starting
+// at start.
+func DemoDefinitions(start time.Time) (config.Definitions, error) {
+	defs, err := config.Parse("demo.yaml", demoYAML)
+	if err != nil {
+		return defs, err
+	}
+	for i := range defs.Experiments {
+		defs.Experiments[i].Start = start.UTC().Truncate(time.Second)
+	}
+	return defs, config.Validate(defs)
 }

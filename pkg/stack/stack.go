@@ -1,13 +1,15 @@
 // Package stack runs the whole of verdict on one machine, as `verdict up`
 // does: an embedded NATS server (unless one answers at the URL), a local
 // ClickHouse server started from the installed binary (unless one answers at
-// the address), and every service in one process, behind one HTTP server.
+// the address), and every service in one process — ingest, rules, notifier —
+// behind one HTTP server with the API, the readout pages and /metrics.
 package stack
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -16,7 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/verdictlabs/verdict/pkg/api"
 	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/notifier"
+	"github.com/verdictlabs/verdict/pkg/page"
+	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/web"
@@ -29,6 +35,8 @@ type Config struct {
 	HTTPAddr   string           // VERDICT_HTTP_ADDR
 	DataDir    string           // VERDICT_DATA_DIR
 	Ingest     ingest.Config    // batch tuning; connection fields are filled in from the above
+	Rules      rules.Config     // interval; connection fields are filled in from the above
+	Notifier   notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
 	Logger     *slog.Logger
 
 	// OnReady, when set, is called once every part is up.
@@ -80,10 +88,23 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
+	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	web.RegisterBuildInfo(reg)
 	checks := &web.Checks{}
 	mux := web.NewMux(reg, checks)
+	readouts := rules.Readouts{W: wh}
+	api.Register(mux, readouts, log)
+	pages := page.NewHandler(readouts, page.Options{Logger: log})
+	mux.Handle("GET /experiments", pages)
+	mux.Handle("GET /experiments/{key}", pages)
+	mux.Handle("GET /{$}", http.RedirectHandler("/experiments", http.StatusFound))
 
 	ic := cfg.Ingest
 	ic.NATSURL = cfg.NATSURL
@@ -92,8 +113,22 @@ func Run(ctx context.Context, cfg Config) error {
 	ic.Registerer = reg
 	ic.Checks = checks
 
+	rc := cfg.Rules
+	rc.NATSURL, rc.ClickHouse = cfg.NATSURL, cfg.ClickHouse
+	rc.Logger, rc.Registerer, rc.Checks = log, reg, checks
+
+	nc := cfg.Notifier
+	nc.NATSURL = cfg.NATSURL
+	nc.OutboxDir = filepath.Join(cfg.DataDir, "outbox")
+	if nc.BaseURL == "" {
+		nc.BaseURL = "http://" + cfg.HTTPAddr
+	}
+	nc.Logger, nc.Registerer, nc.Checks = log, reg, checks
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ingest.Run(gctx, ic) })
+	g.Go(func() error { return rules.Run(gctx, rc) })
+	g.Go(func() error { return notifier.Run(gctx, nc) })
 	g.Go(func() error { return web.Serve(gctx, cfg.HTTPAddr, mux, log) })
 	if cfg.OnReady != nil {
 		g.Go(func() error {

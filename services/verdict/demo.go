@@ -7,13 +7,17 @@ import (
 	"io"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stack"
 	"github.com/verdictlabs/verdict/pkg/stream"
@@ -28,10 +32,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 	fs := flag.NewFlagSet("verdict demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs, getenv)
-	rate := fs.Int("units-per-second", 200, "simulated new units per second, over all experiments")
+	rate := fs.Int("units-per-second", 1000, "simulated new units per second, over all experiments")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if getenv("VERDICT_RULES_INTERVAL") == "" && !flagSet(fs, "rules-interval") {
+		c.rulesInterval = "10s" // the demo is for watching readouts settle
 	}
 	if err := c.validate(); err != nil {
 		return err
@@ -54,7 +61,10 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 			return nil
 		case <-ready:
 		}
-		fmt.Fprintf(stdout, "verdict is up: http://%s/metrics — streaming simulated traffic (Ctrl-C stops)\n", c.httpAddr)
+		if err := applyDemo(gctx, c.natsURL, stdout); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "verdict is up: readouts at http://%s/experiments, metrics at /metrics — streaming simulated traffic (Ctrl-C stops)\n", c.httpAddr)
 		return demoTraffic(gctx, c, *rate, stdout)
 	})
 	err := g.Wait()
@@ -62,6 +72,41 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 		return nil
 	}
 	return err
+}
+
+// applyDemo stores the demo's definitions, starting ten minutes ago (the
+// simulated exposures are stamped up to five minutes in the past).
+func applyDemo(ctx context.Context, natsURL string, stdout io.Writer) error {
+	defs, err := simulate.DemoDefinitions(time.Now().Add(-10 * time.Minute))
+	if err != nil {
+		return fmt.Errorf("demo definitions: %w", err)
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("verdict-demo"))
+	if err != nil {
+		return fmt.Errorf("connect to %s: %w", natsURL, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	kv, err := config.EnsureBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	if err := config.Apply(ctx, kv, defs); err != nil {
+		return fmt.Errorf("apply demo definitions: %w", err)
+	}
+	for _, e := range defs.Experiments {
+		fmt.Fprintf(stdout, "applied experiment %s: %s\n", e.Key, e.Hypothesis)
+	}
+	return nil
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) error {
@@ -144,6 +189,7 @@ func streamTraffic(ctx context.Context, js jetstream.JetStream, rate int) error 
 func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.Warehouse, stdout io.Writer) error {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	seen := map[string]string{} // experiment → the verdict last printed
 	q := fmt.Sprintf(`SELECT
 	    (SELECT uniqExact(event_id) FROM %[1]s.exposures),
 	    (SELECT uniqExact(event_id) FROM %[1]s.events)`, wh.Database())
@@ -166,5 +212,19 @@ func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.War
 		}
 		fmt.Fprintf(stdout, "%s  exposures %d  track events %d  dead-lettered %d\n",
 			time.Now().Format("15:04:05"), exposures, events, dead)
+		rs, err := rules.Readouts{W: wh}.List(ctx)
+		if err != nil {
+			continue
+		}
+		for _, r := range rs {
+			verdict := strings.ToUpper(string(r.Status))
+			if r.Label != readout.NoLabel {
+				verdict = strings.ToUpper(string(r.Label))
+			}
+			if seen[r.Experiment] != verdict {
+				seen[r.Experiment] = verdict
+				fmt.Fprintf(stdout, "    %-18s %-10s %s\n", r.Experiment, verdict, r.Summary)
+			}
+		}
 	}
 }

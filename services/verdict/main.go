@@ -34,6 +34,7 @@ func commands() []command {
 		{"demo", "up, plus simulated traffic for experiments with known truths", runDemo},
 		{"publish", "publish NDJSON events from FILE or - (stdin)", runPublish},
 		{"apply", "validate definitions (-f FILE) and store them in the KV bucket verdict_config", runApply},
+		{"readout", "print an experiment's latest readout (--json, --email)", runReadout},
 		{"stats", "NDJSON comparisons in on stdin, results out on stdout", runStats},
 	}
 }

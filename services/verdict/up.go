@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/notifier"
+	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/stack"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
@@ -32,9 +34,14 @@ type upConfig struct {
 	batch     string // VERDICT_INGEST_BATCH
 	batchWait string // VERDICT_INGEST_BATCH_WAIT
 
+	rulesInterval string              // VERDICT_RULES_INTERVAL
+	smtp          notifier.SMTPConfig // VERDICT_SMTP_*
+	baseURL       string              // VERDICT_BASE_URL
+
 	// Filled in by validate from the strings above.
-	batchN     int
-	batchWaitD time.Duration
+	batchN         int
+	batchWaitD     time.Duration
+	rulesIntervalD time.Duration
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -54,6 +61,17 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./var"), "NATS store, local ClickHouse data, outbox (VERDICT_DATA_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error (VERDICT_LOG_LEVEL)")
 	fs.StringVar(&c.batch, "ingest-batch", envOr(getenv, "VERDICT_INGEST_BATCH", "10000"), "events per ClickHouse insert (VERDICT_INGEST_BATCH)")
+	fs.StringVar(&c.rulesInterval, "rules-interval", envOr(getenv, "VERDICT_RULES_INTERVAL", "1m"), "how often readouts are recomputed (VERDICT_RULES_INTERVAL)")
+	fs.StringVar(&c.smtp.Addr, "smtp-addr", getenv("VERDICT_SMTP_ADDR"), "SMTP server host:port; empty writes .eml files to <data-dir>/outbox (VERDICT_SMTP_ADDR)")
+	fs.StringVar(&c.smtp.From, "smtp-from", envOr(getenv, "VERDICT_SMTP_FROM", "verdict <verdict@localhost>"), "sender of readout emails (VERDICT_SMTP_FROM)")
+	fs.StringVar(&c.smtp.Username, "smtp-username", getenv("VERDICT_SMTP_USERNAME"), "SMTP AUTH user; empty: no AUTH (VERDICT_SMTP_USERNAME)")
+	c.smtp.Password = getenv("VERDICT_SMTP_PASSWORD") // not a flag: it would show in ps
+	c.smtp.StartTLS = notifier.StartTLS(envOr(getenv, "VERDICT_SMTP_STARTTLS", "opportunistic"))
+	fs.Func("smtp-starttls", "opportunistic, mandatory or none (VERDICT_SMTP_STARTTLS; default opportunistic)", func(s string) error {
+		c.smtp.StartTLS = notifier.StartTLS(s)
+		return nil
+	})
+	fs.StringVar(&c.baseURL, "base-url", getenv("VERDICT_BASE_URL"), "where people open readout pages, for links in emails (VERDICT_BASE_URL; default http://<http-addr>)")
 	fs.StringVar(&c.batchWait, "ingest-batch-wait", envOr(getenv, "VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
 }
 
@@ -78,6 +96,9 @@ func (c *upConfig) validate() error {
 	if c.batchWaitD, err = time.ParseDuration(c.batchWait); err != nil || c.batchWaitD <= 0 {
 		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH_WAIT %q: want a duration such as 1s", c.batchWait))
 	}
+	if c.rulesIntervalD, err = time.ParseDuration(c.rulesInterval); err != nil || c.rulesIntervalD < time.Second {
+		errs = append(errs, fmt.Errorf("VERDICT_RULES_INTERVAL %q: want a duration of at least 1s, such as 1m", c.rulesInterval))
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -93,6 +114,8 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		HTTPAddr: c.httpAddr,
 		DataDir:  c.dataDir,
 		Ingest:   ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
+		Rules:    rules.Config{Interval: c.rulesIntervalD},
+		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL},
 		Logger:   log,
 	}
 }

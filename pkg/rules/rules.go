@@ -1,0 +1,297 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/web"
+)
+
+// Config is the rules service's configuration.
+type Config struct {
+	NATSURL    string           // VERDICT_NATS_URL
+	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	Interval   time.Duration    // VERDICT_RULES_INTERVAL, default 1m
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Checks     *web.Checks // readiness checks are added here when non-nil
+	Now        func() time.Time
+}
+
+// Warehouse is what the rules service needs of ClickHouse.
+type Warehouse interface {
+	ExperimentStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (warehouse.ExperimentStats, error)
+	StoreReadout(ctx context.Context, experiment string, version uint64, computedAt, dataThrough time.Time, status, label string, doc []byte) error
+	LatestVersions(ctx context.Context) (map[string]uint64, error)
+}
+
+// Run connects to NATS and ClickHouse and evaluates experiments until ctx
+// is cancelled.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger.With("service", "rules")
+
+	nc, err := stream.Connect(ctx, cfg.NATSURL, "verdict-rules", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		return err
+	}
+	kv, err := config.EnsureBucket(ctx, js)
+	if err != nil {
+		return err
+	}
+	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+	if cfg.Checks != nil {
+		cfg.Checks.Add("clickhouse (rules)", wh.Ping)
+	}
+
+	e, err := NewEngine(ctx, EngineOptions{
+		Warehouse: wh,
+		Publish: func(ctx context.Context, msg *nats.Msg) error {
+			_, err := js.PublishMsg(ctx, msg)
+			return err
+		},
+		Load:       func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) },
+		Logger:     log,
+		Registerer: cfg.Registerer,
+		Now:        cfg.Now,
+	})
+	if err != nil {
+		return err
+	}
+
+	watcher, err := kv.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", config.Bucket, err)
+	}
+	defer watcher.Stop()
+
+	log.Info("evaluating experiments", "interval", cfg.Interval)
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	for {
+		if err := e.EvaluateAll(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("evaluate experiments", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		case upd := <-watcher.Updates():
+			if upd != nil {
+				log.Info("definition changed", "key", upd.Key(), "op", upd.Operation().String())
+			}
+			// Let a burst of changes from one `verdict apply` settle.
+			time.Sleep(200 * time.Millisecond)
+			drain(watcher.Updates())
+		}
+	}
+}
+
+func drain(ch <-chan jetstream.KeyValueEntry) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+// EngineOptions are the seams of an Engine.
+type EngineOptions struct {
+	Warehouse  Warehouse
+	Publish    func(ctx context.Context, msg *nats.Msg) error
+	Load       func(ctx context.Context) (config.Definitions, error)
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Engine evaluates experiments and publishes their readouts.
+type Engine struct {
+	opt     EngineOptions
+	metrics *metrics
+
+	mu       sync.Mutex // guards versions and last; EvaluateAll runs one at a time
+	versions map[string]uint64
+	last     map[string]readout.Status // status of the latest readout published by this engine
+}
+
+// NewEngine returns an engine that continues each experiment's versions
+// from the readouts already stored.
+func NewEngine(ctx context.Context, opt EngineOptions) (*Engine, error) {
+	versions, err := opt.Warehouse.LatestVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read readout versions: %w", err)
+	}
+	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}}, nil
+}
+
+// Finished is how long after its planned end an experiment is still
+// evaluated: late events of its last units may still arrive.
+const Finished = 24 * time.Hour
+
+// EvaluateAll evaluates every experiment that has started and has not long
+// finished. One failing experiment does not stop the others.
+func (e *Engine) EvaluateAll(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	defs, err := e.opt.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load definitions: %w", err)
+	}
+	metrics := make(map[string]config.Metric, len(defs.Metrics))
+	for _, m := range defs.Metrics {
+		metrics[m.Key] = m
+	}
+	now := e.opt.Now().UTC()
+	var errs []error
+	statuses := map[readout.Status]int{}
+	defer func() {
+		e.metrics.status.Reset()
+		for _, st := range []readout.Status{readout.Collecting, readout.Decided, readout.Invalid} {
+			e.metrics.status.WithLabelValues(string(st)).Set(float64(statuses[st]))
+		}
+	}()
+	for _, exp := range defs.Experiments {
+		if now.Before(exp.Start) {
+			continue
+		}
+		if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow)+Finished)) && e.versions[exp.Key] > 0 {
+			statuses[e.last[exp.Key]]++
+			continue
+		}
+		status, err := e.evaluate(ctx, exp, metrics, now)
+		if status != "" {
+			statuses[status]++
+		}
+		if err != nil {
+			e.metrics.failures.Inc()
+			e.opt.Logger.Warn("evaluate experiment", "experiment", exp.Key, "err", err)
+			errs = append(errs, fmt.Errorf("experiment %s: %w", exp.Key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// evaluate computes, stores and publishes one readout, and returns the
+// status of the experiment's latest readout.
+func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, now time.Time) (readout.Status, error) {
+	start := time.Now()
+	st, err := e.opt.Warehouse.ExperimentStats(ctx, exp, referenced(exp, metrics), now)
+	if err != nil {
+		return e.last[exp.Key], err
+	}
+	ro := Evaluate(exp, metrics, st, now)
+	version := e.versions[exp.Key] + 1
+	ro.Version = int64(version)
+	ro.ComputedAt = now
+	doc, err := json.Marshal(ro)
+	if err != nil {
+		return e.last[exp.Key], fmt.Errorf("encode readout: %w", err)
+	}
+	if err := e.opt.Warehouse.StoreReadout(ctx, exp.Key, version, now, ro.DataThrough, string(ro.Status), string(ro.Label), doc); err != nil {
+		return e.last[exp.Key], err
+	}
+	e.versions[exp.Key] = version
+	e.last[exp.Key] = ro.Status
+	msg := nats.NewMsg(stream.ReadoutsPrefix + exp.Key)
+	msg.Data = doc
+	msg.Header.Set(nats.MsgIdHdr, exp.Key+"."+strconv.FormatUint(version, 10))
+	if err := e.opt.Publish(ctx, msg); err != nil {
+		return ro.Status, fmt.Errorf("publish readout %d: %w", version, err)
+	}
+	e.metrics.observe(ro, time.Since(start))
+	e.opt.Logger.Info("readout", "experiment", exp.Key, "version", version, "status", ro.Status, "label", ro.Label, "units", ro.Progress.Units)
+	return ro.Status, nil
+}
+
+type metrics struct {
+	readouts *prometheus.CounterVec
+	seconds  prometheus.Histogram
+	failures prometheus.Counter
+	srm      prometheus.Counter
+	status   *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		readouts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "verdict_readouts_total",
+			Help: "Readouts published, by label (none while collecting or invalid).",
+		}, []string{"label"}),
+		seconds: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "verdict_readout_seconds",
+			Help:    "Time to compute one experiment's readout: query, statistics, decision, store, publish.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		failures: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_readout_failures_total",
+			Help: "Experiment evaluations that failed (retried at the next interval).",
+		}),
+		srm: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_srm_detections_total",
+			Help: "Readouts that found a sample ratio mismatch.",
+		}),
+		status: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "verdict_experiments",
+			Help: "Experiments by the status of their latest readout.",
+		}, []string{"status"}),
+	}
+	for _, l := range []string{"persevere", "pivot", "salvage", "none"} {
+		m.readouts.WithLabelValues(l)
+	}
+	return m
+}
+
+func (m *metrics) observe(ro readout.Readout, took time.Duration) {
+	label := string(ro.Label)
+	if label == "" {
+		label = "none"
+	}
+	m.readouts.WithLabelValues(label).Inc()
+	m.seconds.Observe(took.Seconds())
+	if ro.Health.SRM == readout.SRMMismatch {
+		m.srm.Inc()
+	}
+}

@@ -1,0 +1,77 @@
+package rules
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/verdictlabs/verdict/pkg/api"
+	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+)
+
+// Readouts reads stored readouts back from ClickHouse for the API and the
+// readout page.
+type Readouts struct{ W *warehouse.Warehouse }
+
+// List returns the latest readout of every experiment, by key.
+func (s Readouts) List(ctx context.Context) ([]readout.Readout, error) {
+	versions, err := s.W.LatestVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(versions))
+	for k := range versions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]readout.Readout, 0, len(keys))
+	for _, k := range keys {
+		r, err := s.Latest(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Latest returns the experiment's latest readout, or an error wrapping
+// api.ErrNotFound.
+func (s Readouts) Latest(ctx context.Context, experiment string) (readout.Readout, error) {
+	doc, _, err := s.W.LatestReadout(ctx, experiment)
+	if errors.Is(err, warehouse.ErrNotFound) {
+		return readout.Readout{}, fmt.Errorf("%w for experiment %q", api.ErrNotFound, experiment)
+	}
+	if err != nil {
+		return readout.Readout{}, err
+	}
+	return decode(doc)
+}
+
+// History returns up to limit readouts of the experiment, newest first.
+func (s Readouts) History(ctx context.Context, experiment string, limit int) ([]readout.Readout, error) {
+	docs, err := s.W.ReadoutHistory(ctx, experiment, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]readout.Readout, 0, len(docs))
+	for _, d := range docs {
+		r, err := decode(d)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func decode(doc []byte) (readout.Readout, error) {
+	var r readout.Readout
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return r, fmt.Errorf("decode stored readout: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/readout"
+)
+
+// runReadout prints an experiment's latest readout, read from the API on
+// VERDICT_HTTP_ADDR: label, summary, metrics with effects and intervals,
+// salvage, health and progress.
+func runReadout(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("verdict readout", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "verdict's API (VERDICT_HTTP_ADDR)")
+	asJSON := fs.Bool("json", false, "print the readout JSON as the API serves it")
+	asEmail := fs.Bool("email", false, "print the email this readout would send (RFC 5322, for preview)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: verdict readout [flags] EXPERIMENT")
+		fs.PrintDefaults()
+	}
+	// Flags may come after the key too: verdict readout KEY --json.
+	var key string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			if key != "" {
+				fs.Usage()
+				return errors.New("readout takes one experiment key")
+			}
+			key, args = args[0], args[1:]
+		}
+	}
+	if key == "" {
+		fs.Usage()
+		return errors.New("readout needs an experiment key")
+	}
+
+	body, err := getReadout(ctx, "http://"+*addr+"/v1/experiments/"+key+"/readout")
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return err
+	}
+	var r readout.Readout
+	if err := json.Unmarshal(body, &r); err != nil {
+		return fmt.Errorf("decode readout: %w", err)
+	}
+	if *asEmail {
+		return printEmail(stdout, r, getenv("VERDICT_SMTP_FROM"), envOr(getenv, "VERDICT_BASE_URL", "http://"+*addr))
+	}
+	printReadout(stdout, r)
+	return nil
+}
+
+func getReadout(ctx context.Context, url string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w (is verdict up? set VERDICT_HTTP_ADDR)", url, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return nil, fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return nil, fmt.Errorf("get %s: %s", url, resp.Status)
+	}
+	return body, nil
+}
+
+func printReadout(w io.Writer, r readout.Readout) {
+	title := r.Experiment
+	if r.Name != "" {
+		title += " — " + r.Name
+	}
+	fmt.Fprintln(w, title)
+	verdict := strings.ToUpper(string(r.Status))
+	if r.Label != readout.NoLabel {
+		verdict = strings.ToUpper(string(r.Label))
+	}
+	fmt.Fprintf(w, "%s   (%s, version %d, data through %s)\n\n", verdict, r.Status, r.Version, r.DataThrough.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintln(w, r.Summary)
+	if len(r.Reasons) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range r.Reasons {
+			fmt.Fprintln(w, "  •", s)
+		}
+	}
+	for _, arm := range r.Arms {
+		label := "no label"
+		if arm.Label != readout.NoLabel {
+			label = string(arm.Label)
+		}
+		fmt.Fprintf(w, "\n%s vs control: %s\n", arm.Variant, label)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  metric\trole\tcontrol\ttreatment\teffect\tinterval\trelative\tp\t")
+		for _, m := range arm.Metrics {
+			rel := "n/a"
+			if m.RelEffect != nil {
+				rel = fmt.Sprintf("%+.2f%%", 100**m.RelEffect)
+				if m.RelCI != nil {
+					rel += fmt.Sprintf(" [%+.2f%%, %+.2f%%]", 100*m.RelCI[0], 100*m.RelCI[1])
+				}
+			}
+			sig := ""
+			if m.Significant {
+				sig = " *"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%.4g (n=%.0f)\t%.4g (n=%.0f)\t%+.4g\t[%+.4g, %+.4g]\t%s\t%.3g%s\t\n",
+				m.Metric, m.Role, m.Control.Mean, m.Control.N, m.Treatment.Mean, m.Treatment.N,
+				m.AbsEffect, m.CI[0], m.CI[1], rel, m.PValue, sig)
+		}
+		tw.Flush()
+		for _, u := range arm.Unavailable {
+			fmt.Fprintf(w, "  %s (%s): %s\n", u.Metric, u.Role, u.Reason)
+		}
+	}
+	if len(r.Salvage) > 0 {
+		fmt.Fprintln(w, "\nworth keeping:")
+		for _, s := range r.Salvage {
+			where := s.Metric
+			if s.Kind == readout.SalvageKind("segment") {
+				where = fmt.Sprintf("%s = %s, on %s", s.Dimension, s.Value, s.Metric)
+			}
+			rel := ""
+			if s.RelEffect != nil {
+				rel = fmt.Sprintf(" (%+.2f%%)", 100**s.RelEffect)
+			}
+			fmt.Fprintf(w, "  • %s: %s, effect %+.4g%s, adjusted p %.3g\n", s.Variant, where, s.AbsEffect, rel, s.AdjustedPValue)
+		}
+	}
+	fmt.Fprintln(w, "\nhealth:")
+	srm := string(r.Health.SRM)
+	if r.Health.SRMPValue != nil {
+		srm += fmt.Sprintf(" (p = %.3g)", *r.Health.SRMPValue)
+	}
+	fmt.Fprintf(w, "  sample ratio: %s\n", srm)
+	for _, c := range r.Health.Counts {
+		fmt.Fprintf(w, "  %s: %d units (%.1f%%, planned %.1f%%)\n", c.Variant, c.Units, 100*c.ObservedShare, 100*c.ExpectedShare)
+	}
+	fmt.Fprintf(w, "  exposed to several variants: %d (%.2f%%)\n", r.Health.MultipleExposureCount, 100*r.Health.MultipleExposureRate)
+	fmt.Fprintln(w, "progress:")
+	p := r.Progress
+	if p.Target != nil && p.Fraction != nil {
+		fmt.Fprintf(w, "  %d of %d planned units (%.1f%%)\n", p.Units, *p.Target, 100**p.Fraction)
+	} else {
+		fmt.Fprintf(w, "  %d units; no planned sample yet\n", p.Units)
+	}
+	if p.ETA != nil {
+		fmt.Fprintf(w, "  decision expected around %s\n", p.ETA.UTC().Format("2006-01-02"))
+	}
+}

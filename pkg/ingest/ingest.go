@@ -32,6 +32,9 @@ type Config struct {
 	AckWait    time.Duration    // redelivery after a silent crash, default 1m
 	Window     event.Window     // accepted ts range, default event.DefaultWindow
 	Limits     stream.Limits    // stream limits, default stream.DefaultLimits
+	// ConsumerPoll is how often the consumer's pending and redelivered
+	// counts are read for the metrics, default 5s.
+	ConsumerPoll time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -48,6 +51,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = time.Minute
+	}
+	if c.ConsumerPoll <= 0 {
+		c.ConsumerPoll = 5 * time.Second
 	}
 	if c.Window == (event.Window{}) {
 		c.Window = event.DefaultWindow
@@ -118,6 +124,14 @@ func Run(ctx context.Context, cfg Config) error {
 		decoder:  event.NewDecoder(cfg.Window),
 		stopWait: 30 * time.Second,
 	}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		in.metrics.pollConsumer(pollCtx, cons.Info, cfg.ConsumerPoll, log)
+	}()
+	defer func() { stopPoll(); <-polled }()
+
 	log.Info("ingesting", "stream", stream.EventsStream, "consumer", ConsumerName, "batch", cfg.BatchSize)
 	return in.Run(ctx)
 }

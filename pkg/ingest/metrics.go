@@ -1,6 +1,11 @@
 package ingest
 
 import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
@@ -16,6 +21,12 @@ type metrics struct {
 	lag          prometheus.Histogram
 	insertErrors prometheus.Counter
 	dlqErrors    prometheus.Counter
+
+	// From the durable consumer's info, polled (see pollConsumer).
+	pending     prometheus.Gauge
+	ackPending  prometheus.Gauge
+	redelivered prometheus.Gauge
+	infoErrors  prometheus.Counter
 }
 
 var allReasons = []event.Reason{
@@ -62,6 +73,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "verdict_ingest_dlq_publish_errors_total",
 			Help: "Failed publishes to VERDICT_DLQ (each is retried).",
 		}),
+		pending: f.NewGauge(prometheus.GaugeOpts{
+			Name: "verdict_ingest_consumer_pending_messages",
+			Help: "Messages in VERDICT_EVENTS not yet delivered to the durable consumer \"ingest\" (its backlog), as of the last poll.",
+		}),
+		ackPending: f.NewGauge(prometheus.GaugeOpts{
+			Name: "verdict_ingest_consumer_ack_pending_messages",
+			Help: "Messages delivered to the consumer \"ingest\" and not acknowledged yet (batches being inserted), as of the last poll.",
+		}),
+		redelivered: f.NewGauge(prometheus.GaugeOpts{
+			Name: "verdict_ingest_consumer_redelivered_messages",
+			Help: "Messages of the consumer \"ingest\" delivered more than once and not acknowledged yet, as of the last poll.",
+		}),
+		infoErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_ingest_consumer_info_errors_total",
+			Help: "Failed polls of the consumer \"ingest\"'s info; the consumer gauges keep their last values meanwhile.",
+		}),
 	}
 	// Series exist from the start, so rate() and alerts see zeros, not gaps.
 	for _, t := range []string{"exposure", "track", "unknown"} {
@@ -74,4 +101,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.inserted.WithLabelValues(t)
 	}
 	return m
+}
+
+// ConsumerInfoFunc returns the durable consumer's state;
+// jetstream.Consumer's Info is one.
+type ConsumerInfoFunc func(ctx context.Context) (*jetstream.ConsumerInfo, error)
+
+// pollConsumer sets the consumer gauges from info every interval until ctx
+// ends. The numbers are the server's, for the consumer as a whole: several
+// ingest workers sharing it all report the same values, so dashboards take
+// max(), not sum(), over instances.
+func (m *metrics) pollConsumer(ctx context.Context, info ConsumerInfoFunc, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		ictx, cancel := context.WithTimeout(ctx, interval)
+		ci, err := info(ictx)
+		cancel()
+		switch {
+		case err == nil:
+			m.pending.Set(float64(ci.NumPending))
+			m.ackPending.Set(float64(ci.NumAckPending))
+			m.redelivered.Set(float64(ci.NumRedelivered))
+		case ctx.Err() == nil:
+			m.infoErrors.Inc()
+			log.Warn("read consumer info", "consumer", ConsumerName, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	web.RegisterBuildInfo(reg)
 	checks := &web.Checks{}
 	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
 	log.Info("starting ingest", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL)

@@ -84,6 +84,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 		},
 	}
 	for _, cfg := range cfgs {
+		// Replicas are the operator's: a stream scaled out with
+		// `nats stream edit --replicas 3` keeps them.
+		if s, err := js.Stream(ctx, cfg.Name); err == nil {
+			cfg.Replicas = s.CachedInfo().Config.Replicas
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
 		}

@@ -78,8 +78,11 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 // validate lists every problem, each naming the variable and the fix.
 func (c *upConfig) validate() error {
 	var errs []error
-	if u, err := url.Parse(c.natsURL); err != nil || u.Scheme != "nats" || u.Port() == "" {
-		errs = append(errs, fmt.Errorf("VERDICT_NATS_URL %q: want nats://host:port", c.natsURL))
+	for _, one := range strings.Split(c.natsURL, ",") { // a cluster is a list of URLs
+		if u, err := url.Parse(strings.TrimSpace(one)); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Port() == "" {
+			errs = append(errs, fmt.Errorf("VERDICT_NATS_URL %q: want nats://host:port, or several separated by commas", c.natsURL))
+			break
+		}
 	}
 	for name, addr := range map[string]string{"VERDICT_CLICKHOUSE_ADDR": c.chAddr, "VERDICT_HTTP_ADDR": c.httpAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {

@@ -12,7 +12,8 @@
 //
 // Notation, per treatment arm against the control and per metric: CI =
 // [lo, hi] is the interval of the absolute effect d = treatment − control
-// (Result.AbsCI; decisions never use the relative interval), c is the
+// (Result.AbsCI; decisions never use the relative interval, which the
+// reasons only quote), c is the
 // control mean, "good direction" is up for direction increase (the default)
 // and down for decrease. A metric is better when the whole CI is on the good
 // side of 0 (lo > 0, or hi < 0 for decrease), worse when it is wholly on the
@@ -40,8 +41,15 @@
 //  3. Every primary metric is better and every guardrail non-inferior:
 //     persevere. An unavailable guardrail (no result) is not non-inferior;
 //     an experiment without primary metrics never perseveres.
-//  4. The primaries are not all better, and something is worth keeping:
-//     salvage. Two families of tests are searched, each adjusted with Holm
+//  4. The primary is established not to be a win, and something is worth
+//     keeping: salvage. Established not to be a win: the primaries are not
+//     all better, and either rule 5's stopping condition holds for the arm
+//     (planned sample, end date or futility, below) or a primary metric is
+//     worse (significantly, in its good direction; such a primary is also
+//     futile, its CI ending below 0 ≤ MDE·|c|). Before that the arm stays
+//     collecting (rule 6), whatever its segments and secondaries show: a
+//     salvage declared early would flip to persevere if the primary went on
+//     to win. Two families of tests are searched, each adjusted with Holm
 //     across every arm of the experiment:
 //     - segments: every (arm, segment value, primary metric) with a result;
 //     a segment wins when its Holm-adjusted p-value is below alpha, its
@@ -50,8 +58,10 @@
 //     - secondary metrics: every (arm, secondary metric) with a result; one
 //     wins when its Holm-adjusted p-value is below alpha and its effect is in
 //     the good direction (the arm's guardrails are not harmed, else rule 2).
-//     The winners are the readout's salvage list.
-//  5. Pivot once any of these holds for the arm:
+//     The winners are the readout's salvage list; the reasons name the
+//     stopping condition that held.
+//  5. Otherwise, pivot once any of these holds for the arm (the stopping
+//     condition, also used by rule 4):
 //     - planned sample: the control and the arm each have at least the
 //     planned units per variant: the largest, over the primary metrics, of
 //     stats.SampleSize for the experiment's MDE, power, alpha and analysis
@@ -62,20 +72,34 @@
 //     of the MDE in the good direction: hi < MDE·|c| (for decrease
 //     lo > −MDE·|c|). The effect the test was designed to detect is ruled
 //     out. With no MDE this is "significantly worse".
-//     The reasons say what the data rules out: effects beyond the CI's edge
-//     in the good direction, relative to the control mean ("lifts above
-//     +0.8% in purchase_conversion are ruled out"). A primary win whose
-//     guardrails never proved non-inferior also ends here: do not ship it.
+//     The reasons say what the data rules out: effects beyond the edge of
+//     the interval in the good direction, as the readout's rel_ci quotes it
+//     ("lifts above +0.8% in purchase_conversion are ruled out"). A primary
+//     win whose guardrails never proved non-inferior also ends here: do not
+//     ship it.
 //  6. Otherwise: collecting, no label; the readout's progress has the units,
 //     target, fraction, power reached and the expected decision date (when
 //     the target is reached at the traffic since the start, or the end date
-//     if sooner).
+//     if sooner). When the arm's primary is not a win but a segment or a
+//     secondary metric would already qualify for rule 4, the reasons mention
+//     it as an early sign, not yet a decision.
 //
-// Rule 4 comes before rule 5, as DESIGN.md orders them, so salvage can be
-// declared before the planned sample is reached (the reasons then say the
-// overall result may still change). Decisions before the planned sample are
-// safe with sequential analysis (the default); for a fixed-horizon
-// experiment the reasons warn that an early result may change.
+// So once the stopping condition holds, an arm that did not win is salvage
+// when rule 4's candidates exist, else pivot; before it, an arm can only
+// persevere (rule 3) or pivot for guardrail harm (rule 2), and otherwise
+// collects: salvage is declared only once the primary is no longer
+// expected to win, not on an early secondary or segment result. Decisions before the planned sample are safe with
+// sequential analysis (the default); for a fixed-horizon experiment the
+// reasons warn that an early result may change.
+//
+// # Numbers in the reasons
+//
+// Relative effects and intervals in the text are the readout's rel_effect
+// and rel_ci (the same stats.Result fields), rounded as pct does ("+4.2%",
+// "-0.83%"); never recomputed from the absolute interval. When rel_effect is
+// null (control mean 0), or the control mean is negative (rel_effect's sign
+// is then opposite to the change), the text quotes abs_effect and ci in the
+// metric's units instead.
 //
 // # The experiment's label
 //

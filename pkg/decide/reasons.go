@@ -11,42 +11,60 @@ import (
 )
 
 // Reasons are written for a product manager: what happened, how sure we are
-// (the interval, as a share of the control mean), what to do next. Effects
-// are told relative to the control mean from the absolute interval, the one
-// decisions are made on, so the words never disagree with the label; when
-// the control mean is 0 they are told in the metric's own units.
+// (the interval, as a share of the control mean), what to do next. Relative
+// numbers in the text are the readout's own rel_effect and rel_ci (the same
+// fields of stats.Result the readout copies, see rel), rounded by pct, so a
+// reader comparing the sentence with the metric's row sees the same numbers.
+// Decisions are still made on the absolute interval (see the package
+// documentation). When the readout has no relative effect (control mean 0)
+// or the control mean is negative (rel_effect then has the opposite sign of
+// the change, which no sentence can say plainly), effects are told in the
+// metric's own units from abs_effect and ci.
 
 // level is the interval's confidence level, "95%" for alpha 0.05.
 func (x *experiment) level() string {
 	return strconv.FormatFloat(math.Round((1-x.opt.alpha)*1000)/10, 'f', -1, 64) + "%"
 }
 
-// scale is |control mean| when effects of m can be told relative to it.
-func scale(m *metric) (float64, bool) {
-	c := math.Abs(m.res.Control.Mean)
-	if c == 0 {
-		return 0, false
-	}
+// relative reports whether m's effects are told as the readout's rel_effect
+// and rel_ci.
+func relative(m *metric) bool { return m.res.RelDefined && m.res.Control.Mean > 0 }
+
+// told returns the point effect and the interval of m as the text quotes
+// them: the readout's rel_effect and rel_ci when relative, else abs_effect
+// and ci.
+func told(m *metric) (eff, lo, hi float64) {
 	r := m.res
-	return c, finite(r.AbsEffect/c, r.AbsCI.Lo/c, r.AbsCI.Hi/c)
+	if relative(m) {
+		return r.RelEffect, r.RelCI.Lo, r.RelCI.Hi
+	}
+	return r.AbsEffect, r.AbsCI.Lo, r.AbsCI.Hi
 }
 
-// effect formats an absolute quantity of m, signed.
-func effect(m *metric, v float64) string {
-	if c, ok := scale(m); ok && finite(v/c) {
-		return pct(v / c)
+// quote formats one of told's numbers, signed.
+func quote(m *metric, v float64) string {
+	if relative(m) {
+		return pct(v)
 	}
 	return num(v)
 }
 
-// size formats an absolute quantity of m without its sign.
-func size(m *metric, v float64) string {
-	return strings.TrimLeft(effect(m, math.Abs(v)), "+")
+// effect formats m's effect, signed: "+4.2%".
+func effect(m *metric) string {
+	e, _, _ := told(m)
+	return quote(m, e)
+}
+
+// size formats m's effect without its sign: "4.2%".
+func size(m *metric) string {
+	e, _, _ := told(m)
+	return strings.TrimLeft(quote(m, math.Abs(e)), "+")
 }
 
 // interval is "95% interval +2.1% to +6.4%".
 func (x *experiment) interval(m *metric) string {
-	return fmt.Sprintf("%s interval %s to %s", x.level(), effect(m, m.res.AbsCI.Lo), effect(m, m.res.AbsCI.Hi))
+	_, lo, hi := told(m)
+	return fmt.Sprintf("%s interval %s to %s", x.level(), quote(m, lo), quote(m, hi))
 }
 
 // change tells what happened to m, without a final period: "purchase_conversion
@@ -65,14 +83,14 @@ func (x *experiment) change(m *metric, notes ...string) string {
 		if m.res.AbsEffect < 0 {
 			verb = "went down"
 		}
-		return fmt.Sprintf("%s %s by %s (%s)", m.key, verb, size(m, m.res.AbsEffect), in)
+		return fmt.Sprintf("%s %s by %s (%s)", m.key, verb, size(m), in)
 	}
-	return fmt.Sprintf("%s showed no significant change (%s, %s)", m.key, effect(m, m.res.AbsEffect), in)
+	return fmt.Sprintf("%s showed no significant change (%s, %s)", m.key, effect(m), in)
 }
 
 // so tells where an inconclusive metric stands so far.
 func (x *experiment) so(m *metric) string {
-	return fmt.Sprintf("%s is at %s so far (%s)", m.key, effect(m, m.res.AbsEffect), x.interval(m))
+	return fmt.Sprintf("%s is at %s so far (%s)", m.key, effect(m), x.interval(m))
 }
 
 func marginText(m *metric) string { return strings.TrimLeft(pct(m.margin), "+") }
@@ -104,14 +122,15 @@ func ruledOut(m *metric, named bool) (string, bool) {
 	if named {
 		in = " in " + m.key
 	}
+	_, lo, hi := told(m)
 	if m.sign > 0 {
-		if hi := m.res.AbsCI.Hi; hi > 0 {
-			return fmt.Sprintf("lifts above %s%s are ruled out", effect(m, hi), in), true
+		if hi > 0 {
+			return fmt.Sprintf("lifts above %s%s are ruled out", quote(m, hi), in), true
 		}
 		return fmt.Sprintf("any lift%s is ruled out", in), true
 	}
-	if lo := m.res.AbsCI.Lo; lo < 0 {
-		return fmt.Sprintf("reductions larger than %s%s are ruled out", size(m, lo), in), true
+	if lo < 0 {
+		return fmt.Sprintf("reductions larger than %s%s are ruled out", strings.TrimLeft(quote(m, -lo), "+"), in), true
 	}
 	return fmt.Sprintf("any reduction%s is ruled out", in), true
 }
@@ -130,6 +149,52 @@ func (x *experiment) secondaryLine(w win) string {
 	}
 	return fmt.Sprintf("%s, still significant after correcting for %d secondary-metric comparisons (adjusted p %s).",
 		x.change(w.m), x.secondaryFam, pvalue(w.adjusted))
+}
+
+// stopLines say which of rule 5's stopping conditions hold for the arm.
+func (x *experiment) stopLines(a *arm) []string {
+	var f []string
+	if a.planned {
+		f = append(f, fmt.Sprintf("The planned sample is reached: %s units per variant.", count(int64(x.targetPerArm))))
+	}
+	if a.ended {
+		f = append(f, fmt.Sprintf("The planned end date, %s, has passed.", day(*x.in.Experiment.End)))
+	}
+	if a.futile && !a.planned && !a.ended {
+		for _, m := range a.with(readout.Primary) {
+			if !x.futile(m) {
+				continue
+			}
+			if x.opt.mde > 0 {
+				f = append(f, fmt.Sprintf("Stopped early: the data already rules out the %s change in %s that the test was designed to detect.", pct(x.opt.mde*m.sign), m.key))
+			} else {
+				f = append(f, fmt.Sprintf("Stopped early: %s got significantly worse.", m.key))
+			}
+		}
+	}
+	return f
+}
+
+// earlySigns mentions the salvage candidates of an arm still collecting:
+// rule 4 waits until the primary is settled, so they are not a decision.
+func earlySigns(a *arm) string {
+	var signs []string
+	moved := func(m *metric) string {
+		if m.res.AbsEffect < 0 {
+			return m.key + " is down " + size(m)
+		}
+		return m.key + " is up " + size(m)
+	}
+	for _, w := range a.segmentWins {
+		signs = append(signs, fmt.Sprintf("%s for %s = %s", moved(w.m), w.seg.dim, w.seg.value))
+	}
+	for _, w := range a.secondaryWins {
+		signs = append(signs, moved(w.m))
+	}
+	if len(signs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("Early signs, not yet a decision: %s; what is worth keeping is decided once the primary result is settled.", join(signs))
 }
 
 // explain writes an arm's findings and next step for the rule that labelled
@@ -168,7 +233,7 @@ func (x *experiment) explain(a *arm) {
 			add("%s.", x.change(m))
 		}
 		for _, m := range guardrails {
-			add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+			add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
 		}
 		a.next = fmt.Sprintf("Next: roll out %s to everyone.", a.variant)
 
@@ -200,13 +265,7 @@ func (x *experiment) explain(a *arm) {
 			next = append(next, fmt.Sprintf("keep the part of %s that moved %s and test it again with that as the primary metric", a.variant, join(what)))
 		}
 		a.next = "Next: " + strings.Join(next, "; also ") + "."
-		if !a.planned && !a.ended {
-			if t := x.target(); t > 0 {
-				add("The planned sample is not reached yet (%s), so the overall result may still change.", share(min(1, float64(x.units)/t)))
-			} else {
-				add("The experiment is still running, so the overall result may still change.")
-			}
-		}
+		f = append(f, x.stopLines(a)...)
 
 	case 5:
 		won := a.primaryWin()
@@ -224,7 +283,7 @@ func (x *experiment) explain(a *arm) {
 				case !m.ok:
 					f = append(f, unmeasured(m))
 				case !m.nonInferior:
-					add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+					add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
 				default:
 					continue
 				}
@@ -242,24 +301,7 @@ func (x *experiment) explain(a *arm) {
 			}
 			a.next = "Next: stop the experiment, keep the control experience and try a different idea."
 		}
-		if a.planned {
-			add("The planned sample is reached: %s units per variant.", count(int64(x.targetPerArm)))
-		}
-		if a.ended {
-			add("The planned end date, %s, has passed.", day(*x.in.Experiment.End))
-		}
-		if a.futile && !a.planned && !a.ended {
-			for _, m := range primaries {
-				if !x.futile(m) {
-					continue
-				}
-				if x.opt.mde > 0 {
-					add("Stopped early: the data already rules out the %s change in %s that the test was designed to detect.", pct(x.opt.mde*m.sign), m.key)
-				} else {
-					add("Stopped early: %s got significantly worse.", m.key)
-				}
-			}
-		}
+		f = append(f, x.stopLines(a)...)
 
 	case 6:
 		for _, m := range primaries {
@@ -278,9 +320,11 @@ func (x *experiment) explain(a *arm) {
 				case !m.ok:
 					f = append(f, unmeasured(m))
 				case !m.nonInferior:
-					add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+					add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
 				}
 			}
+		} else if s := earlySigns(a); s != "" {
+			f = append(f, s)
 		}
 		a.next = "Next: keep the experiment running; do not act on these numbers yet."
 	}
@@ -349,7 +393,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 	}
 	switch best.rule {
 	case 3:
-		s := fmt.Sprintf("Persevere: %s %s %s by %s (%s)", best.variant, raised(first), first.key, size(first, first.res.AbsEffect), x.interval(first))
+		s := fmt.Sprintf("Persevere: %s %s %s by %s (%s)", best.variant, raised(first), first.key, size(first), x.interval(first))
 		if n := len(best.with(readout.Primary)); n > 1 {
 			s += fmt.Sprintf(" and won on the other %s", plural(n-1, "primary metric", "primary metrics"))
 		}
@@ -364,17 +408,17 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 		if len(best.segmentWins) > 0 {
 			w := best.segmentWins[0]
 			return fmt.Sprintf("Salvage: %s did not win overall, but %s %s by %s for %s = %s; keep it there.",
-				best.variant, raised(w.m), w.m.key, size(w.m, w.m.res.AbsEffect), w.seg.dim, w.seg.value)
+				best.variant, raised(w.m), w.m.key, size(w.m), w.seg.dim, w.seg.value)
 		}
 		w := best.secondaryWins[0]
 		on := "its primary metric"
 		if first != nil {
 			on = first.key
 		}
-		return fmt.Sprintf("Salvage: %s did not win on %s, but %s %s by %s; keep that part.", best.variant, on, raised(w.m), w.m.key, size(w.m, w.m.res.AbsEffect))
+		return fmt.Sprintf("Salvage: %s did not win on %s, but %s %s by %s; keep that part.", best.variant, on, raised(w.m), w.m.key, size(w.m))
 	case 2:
 		m := best.harmed()[0]
-		return fmt.Sprintf("Pivot: %s made %s worse than its %s margin allows (%s, %s).", best.variant, m.key, marginText(m), effect(m, m.res.AbsEffect), x.interval(m))
+		return fmt.Sprintf("Pivot: %s made %s worse than its %s margin allows (%s, %s).", best.variant, m.key, marginText(m), effect(m), x.interval(m))
 	}
 	// Rule 5.
 	if first == nil {
@@ -398,7 +442,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 			return fmt.Sprintf("Pivot: %s ended without a measurable effect on %s.", best.variant, m.key)
 		}
 		if m.worse {
-			return fmt.Sprintf("Pivot: %s made %s worse (%s, %s).", best.variant, m.key, effect(m, m.res.AbsEffect), x.interval(m))
+			return fmt.Sprintf("Pivot: %s made %s worse (%s, %s).", best.variant, m.key, effect(m), x.interval(m))
 		}
 		verb := "lift"
 		if m.sign < 0 {

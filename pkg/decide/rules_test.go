@@ -3,6 +3,7 @@ package decide
 import (
 	"errors"
 	"math"
+	"regexp"
 	"testing"
 	"time"
 
@@ -199,4 +200,63 @@ func FuzzVerdict(f *testing.F) {
 			t.Fatal("empty summary")
 		}
 	})
+}
+
+// TestReasonsQuoteReadout checks that the text quotes the readout's own
+// rel_effect and rel_ci, not the absolute interval divided by the control
+// mean: with a delta-method interval the two differ (here -4.6% to +11.6%
+// against -4.7% to +11.7%).
+func TestReasonsQuoteReadout(t *testing.T) {
+	c := convR(0.1035, -0.0046, 0.0116, 0.4)
+	c.Result.RelEffect, c.Result.RelCI = 0.0351, stats.Interval{Lo: -0.047, Hi: 0.117}
+	r := Verdict(input(treat("one-page", c, revFlat, loadOK)))
+	want := "purchase_conversion is at +3.5% so far (95% interval -4.7% to +11.7%): not conclusive yet."
+	if got := r.Arms[0].Reasons[0]; got != want {
+		t.Errorf("reason = %q, want %q", got, want)
+	}
+	checkQuotes(t, r)
+
+	// A negative control mean: rel_effect has the opposite sign of the
+	// change, so the text uses the metric's own units.
+	neg := Comparison{Metric: rev, Result: result(rev.Key, units, -40, -38, 0.8, 3.2, 0.002)}
+	x := &experiment{opt: options{alpha: 0.05}}
+	m := read(neg, role{role: readout.Secondary})
+	if got, want := x.change(m), "revenue_per_user went up by 2 (95% interval +0.8 to +3.2)"; got != want {
+		t.Errorf("change() = %q, want %q", got, want)
+	}
+}
+
+// checkQuotes checks that every interval quoted in r's reasons is the
+// rel_ci (or, without one, the ci) of a metric or salvage item of r, as
+// the text rounds it.
+func checkQuotes(t *testing.T, r readout.Readout) {
+	t.Helper()
+	quoted := map[string]bool{}
+	add := func(ci readout.Interval, rel *readout.Interval, control float64) {
+		if rel != nil && control > 0 {
+			quoted[pct(rel[0])+" to "+pct(rel[1])] = true
+		} else {
+			quoted[num(ci[0])+" to "+num(ci[1])] = true
+		}
+	}
+	for _, a := range r.Arms {
+		for _, m := range a.Metrics {
+			add(m.CI, m.RelCI, m.Control.Mean)
+		}
+	}
+	for _, s := range r.Salvage {
+		add(s.CI, s.RelCI, s.Control.Mean)
+	}
+	re := regexp.MustCompile(`interval ([^ ]+ to [^;)]+)`)
+	texts := append([]string{r.Summary}, r.Reasons...)
+	for _, a := range r.Arms {
+		texts = append(texts, a.Reasons...)
+	}
+	for _, s := range texts {
+		for _, q := range re.FindAllStringSubmatch(s, -1) {
+			if !quoted[q[1]] {
+				t.Errorf("%q quotes the interval %s, which is no rel_ci (or ci) of the readout", s, q[1])
+			}
+		}
+	}
 }

@@ -166,6 +166,29 @@ func (a *arm) harmed() []*metric {
 	return out
 }
 
+// stopped: rule 5's stopping condition holds for the arm (planned sample,
+// end date or futility).
+func (a *arm) stopped() bool { return a.planned || a.ended || a.futile }
+
+// settled: the primary is established not to be a win, as rule 4 requires:
+// the arm has stopped, or a primary is significantly worse in its good
+// direction. (A worse primary is always futile too, since its interval ends
+// below 0 ≤ MDE·|c|; it is named for the rule's sake.) Before that a
+// significant segment or secondary metric is only an early sign, and the arm
+// keeps collecting: salvaging on it would flip to persevere if the primary
+// then won.
+func (a *arm) settled() bool {
+	if a.stopped() {
+		return true
+	}
+	for _, m := range a.with(readout.Primary) {
+		if m.worse {
+			return true
+		}
+	}
+	return false
+}
+
 // judge labels every arm by the rules, in order.
 func (x *experiment) judge() {
 	x.salvageCandidates()
@@ -191,9 +214,9 @@ func (x *experiment) judgeArm(a *arm) {
 		a.label, a.rule = readout.Pivot, 2
 	case a.primaryWin() && a.guardrailsHold():
 		a.label, a.rule = readout.Persevere, 3
-	case !a.primaryWin() && len(a.segmentWins)+len(a.secondaryWins) > 0:
+	case !a.primaryWin() && a.settled() && len(a.segmentWins)+len(a.secondaryWins) > 0:
 		a.label, a.rule = readout.Salvage, 4
-	case a.planned || a.ended || a.futile:
+	case a.stopped():
 		a.label, a.rule = readout.Pivot, 5
 	default:
 		a.rule = 6

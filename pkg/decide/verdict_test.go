@@ -255,7 +255,7 @@ func verdictCases() []verdictCase {
 	fixed := input(treat("one-page", convWin, revFlat, loadOK))
 	fixed.Experiment.Sequential = false
 
-	zeroControl := input(treat("one-page", convWide, Comparison{Metric: rev, Result: func() stats.Result {
+	zeroControl := withArms(ended, treat("one-page", convWide, Comparison{Metric: rev, Result: func() stats.Result {
 		r := result(rev.Key, units, 0, 0.5, 0.2, 0.8, 0.001)
 		return r
 	}()}, loadOK))
@@ -288,25 +288,57 @@ func verdictCases() []verdictCase {
 			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot}},
 		{name: "guardrail_missing", in: missingGuard,
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
-		{name: "salvage_segment", in: input(segArm(salvageSegs, convWide, revFlat, loadOK)),
+		// Rule 4 waits until the primary is established not to be a win
+		// (rule 5's stopping condition, or a primary significantly worse):
+		// before that, a segment or secondary win is only an early sign.
+		{name: "salvage_segment", in: withArms(ended, segArm(salvageSegs, convWide, revFlat, loadOK)),
 			status: readout.Decided, label: readout.Salvage, arms: []readout.Label{readout.Salvage},
 			edit: func(t *testing.T, r *readout.Readout) {
 				// Holm over 3 segment tests: 3 × 0.0005.
+				r.Salvage = []readout.SalvageItem{wantSalvage("one-page", &salvageSegs[0], convSegWin, 0.0015)}
+			}},
+		{name: "segment_early_is_collecting", in: input(segArm(salvageSegs, convWide, revFlat, loadOK)),
+			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
+		// (c) A segment win once the futility bound is crossed.
+		{name: "salvage_segment_futility", in: input(segArm(salvageSegs, convFutile, revFlat, loadOK)),
+			status: readout.Decided, label: readout.Salvage, arms: []readout.Label{readout.Salvage},
+			edit: func(t *testing.T, r *readout.Readout) {
+				r.Salvage = []readout.SalvageItem{wantSalvage("one-page", &salvageSegs[0], convSegWin, 0.0015)}
+				r.Progress.ETA = nil
+			}},
+		// (d) A segment win while the primary is significantly worse
+		// overall, guardrails fine.
+		{name: "salvage_segment_primary_worse", in: input(segArm(salvageSegs, convWorse, revFlat, loadOK)),
+			status: readout.Decided, label: readout.Salvage, arms: []readout.Label{readout.Salvage},
+			edit: func(t *testing.T, r *readout.Readout) {
 				r.Salvage = []readout.SalvageItem{wantSalvage("one-page", &salvageSegs[0], convSegWin, 0.0015)}
 				r.Progress.ETA = nil
 			}},
 		{name: "segment_not_after_holm", in: input(segArm(holmFails, convWide, revFlat, loadOK)),
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
+		{name: "segment_not_after_holm_at_end", in: withArms(ended, segArm(holmFails, convWide, revFlat, loadOK)),
+			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot}},
 		{name: "segment_guardrail_harm", in: input(segArm(harmedSegs, convWide, revFlat, loadOK)),
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
-		{name: "salvage_secondary", in: input(treat("one-page", convWide, revWin, loadOK)),
+		{name: "segment_guardrail_harm_at_end", in: withArms(ended, segArm(harmedSegs, convWide, revFlat, loadOK)),
+			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot}},
+		// (b) A secondary win once the planned sample is reached.
+		{name: "salvage_secondary", in: withArms(planned, treat("one-page", convWide, revWin, loadOK)),
 			status: readout.Decided, label: readout.Salvage, arms: []readout.Label{readout.Salvage},
 			edit: func(t *testing.T, r *readout.Readout) {
 				r.Salvage = []readout.SalvageItem{wantSalvage("one-page", nil, revWin, 0.002)}
-				r.Progress.ETA = nil
+				r.Progress = wantProgress(t, 31000, 31000, 10, false)
 			}},
+		// (a) The same secondary win while the primary is still collecting.
+		{name: "secondary_early_is_collecting", in: input(treat("one-page", convWide, revWin, loadOK)),
+			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
 		{name: "secondary_worse_is_not_salvage", in: input(treat("one-page", convWide, revDown, loadOK)),
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
+		{name: "secondary_worse_at_planned_sample", in: withArms(planned, treat("one-page", convWide, revDown, loadOK)),
+			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot},
+			edit: func(t *testing.T, r *readout.Readout) {
+				r.Progress = wantProgress(t, 31000, 31000, 10, false)
+			}},
 		{name: "primary_win_no_salvage", in: input(segArm(salvageSegs, convWin, revWin, loadOpen)),
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
 		{name: "pivot_planned_sample", in: planned,
@@ -360,7 +392,7 @@ func verdictCases() []verdictCase {
 		{name: "pivot_and_collecting_is_collecting", in: threeArms(treat("one-page", convWin, revFlat, loadHarm), twoPage(convWide, revFlat, loadOK)),
 			status: readout.Collecting, arms: []readout.Label{readout.Pivot, readout.NoLabel},
 			edit: func(t *testing.T, r *readout.Readout) { three(t, r, true) }},
-		{name: "salvage_beats_pivot", in: threeArms(treat("one-page", convWin, revFlat, loadHarm), twoPage(convWide, revWin, loadOK)),
+		{name: "salvage_beats_pivot", in: threeArms(treat("one-page", convWin, revFlat, loadHarm), twoPage(convFutile, revWin, loadOK)),
 			status: readout.Decided, label: readout.Salvage, arms: []readout.Label{readout.Pivot, readout.Salvage},
 			edit: func(t *testing.T, r *readout.Readout) {
 				three(t, r, false)
@@ -388,7 +420,6 @@ func verdictCases() []verdictCase {
 				it := wantSalvage("one-page", nil, c, 0.001)
 				it.RelEffect, it.RelCI = nil, nil
 				r.Salvage = []readout.SalvageItem{it}
-				r.Progress.ETA = nil
 			}},
 	}
 }
@@ -414,6 +445,7 @@ func TestVerdict(t *testing.T) {
 				t.Errorf("Verdict(%s) mismatch (-want +got):\n%s", tt.name, diff)
 			}
 			encode(t, s, got)
+			checkQuotes(t, got)
 			golden(t, filepath.Join("testdata", "reasons", tt.name+".txt"), []byte(text(got)))
 		})
 	}

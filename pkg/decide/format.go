@@ -11,43 +11,6 @@ import (
 // Number formats for reasons: people read these, so they are short and
 // signed where a direction matters ("+4.2%", "-0.83%", "+0.0123").
 
-// pct formats a fraction as a signed percentage: one decimal from 1% up,
-// two significant digits below ("+4.2%", "+0.83%", "-0.051%").
-func pct(f float64) string {
-	m := magnitude(math.Abs(f) * 100)
-	switch {
-	case m == "0":
-		return "0%"
-	case f > 0:
-		return "+" + m + "%"
-	}
-	return "-" + m + "%"
-}
-
-// share formats a fraction without a sign, trimmed: 0.5 → "50%",
-// 1/3 → "33.3%", 0.602 → "60.2%".
-func share(f float64) string {
-	v := math.Round(f*1000) / 10
-	return strconv.FormatFloat(v, 'f', -1, 64) + "%"
-}
-
-// magnitude formats a non-negative percentage.
-func magnitude(v float64) string {
-	switch {
-	case v == 0 || math.IsNaN(v):
-		return "0"
-	case v >= 1:
-		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
-	}
-	d := min(int(-math.Floor(math.Log10(v)))+1, 6)
-	s := strconv.FormatFloat(v, 'f', d, 64)
-	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	if s == "" || s == "0" {
-		return "0"
-	}
-	return s
-}
-
 // num formats a signed absolute number with three significant digits.
 func num(f float64) string {
 	if f == 0 || math.IsNaN(f) {
@@ -64,24 +27,6 @@ func num(f float64) string {
 		return "+" + s
 	}
 	return "-" + s
-}
-
-// count formats a whole number with thousands separators: 31204 → "31,204".
-func count(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }
 
 // pvalue formats a p-value for a sentence: "< 0.001" or "= 0.0042".

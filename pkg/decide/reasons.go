@@ -44,7 +44,7 @@ func told(m *metric) (eff, lo, hi float64) {
 // quote formats one of told's numbers, signed.
 func quote(m *metric, v float64) string {
 	if relative(m) {
-		return pct(v)
+		return readout.Percent(v)
 	}
 	return num(v)
 }
@@ -93,7 +93,7 @@ func (x *experiment) so(m *metric) string {
 	return fmt.Sprintf("%s is at %s so far (%s)", m.key, effect(m), x.interval(m))
 }
 
-func marginText(m *metric) string { return strings.TrimLeft(pct(m.margin), "+") }
+func marginText(m *metric) string { return strings.TrimLeft(readout.Percent(m.margin), "+") }
 
 // unmeasured tells why a metric has no result.
 func unmeasured(m *metric) string {
@@ -155,7 +155,7 @@ func (x *experiment) secondaryLine(w win) string {
 func (x *experiment) stopLines(a *arm) []string {
 	var f []string
 	if a.planned {
-		f = append(f, fmt.Sprintf("The planned sample is reached: %s units per variant.", count(int64(x.targetPerArm))))
+		f = append(f, fmt.Sprintf("The planned sample is reached: %s units per variant.", readout.Count(int64(x.targetPerArm))))
 	}
 	if a.ended {
 		f = append(f, fmt.Sprintf("The planned end date, %s, has passed.", day(*x.in.Experiment.End)))
@@ -166,7 +166,7 @@ func (x *experiment) stopLines(a *arm) []string {
 				continue
 			}
 			if x.opt.mde > 0 {
-				f = append(f, fmt.Sprintf("Stopped early: the data already rules out the %s change in %s that the test was designed to detect.", pct(x.opt.mde*m.sign), m.key))
+				f = append(f, fmt.Sprintf("Stopped early: the data already rules out the %s change in %s that the test was designed to detect.", readout.Percent(x.opt.mde*m.sign), m.key))
 			} else {
 				f = append(f, fmt.Sprintf("Stopped early: %s got significantly worse.", m.key))
 			}
@@ -340,11 +340,11 @@ func (x *experiment) invalidReasons() []string {
 	if x.srmInvalid {
 		c := x.counts[x.worstVariant]
 		out = append(out, fmt.Sprintf("Sample ratio mismatch: %s got %s of units where %s was planned (p %s). Fix the assignment before reading results.",
-			c.Variant, share(c.ObservedShare), share(c.ExpectedShare), pvalue(x.srmP)))
+			c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare), pvalue(x.srmP)))
 	}
 	if x.contaminated {
 		out = append(out, fmt.Sprintf("%s of units (%s) saw more than one variant, above the %s that is tolerated. Fix the assignment so that each unit sees only one variant before reading results.",
-			share(x.multiRate), count(max(x.in.MultiExposed, 0)), share(MaxMultipleExposure)))
+			readout.Share(x.multiRate), readout.Count(max(x.in.MultiExposed, 0)), readout.Share(MaxMultipleExposure)))
 	}
 	return out
 }
@@ -355,16 +355,16 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 	case readout.Invalid:
 		switch {
 		case x.srmInvalid && x.contaminated:
-			return fmt.Sprintf("Invalid: the split of units does not match the plan and %s of units saw more than one variant, so no result can be trusted.", share(x.multiRate))
+			return fmt.Sprintf("Invalid: the split of units does not match the plan and %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
 		case x.srmInvalid:
 			c := x.counts[x.worstVariant]
-			return fmt.Sprintf("Invalid: sample ratio mismatch (%s got %s of units, %s was planned), so no result can be trusted.", c.Variant, share(c.ObservedShare), share(c.ExpectedShare))
+			return fmt.Sprintf("Invalid: sample ratio mismatch (%s got %s of units, %s was planned), so no result can be trusted.", c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare))
 		}
-		return fmt.Sprintf("Invalid: %s of units saw more than one variant, so no result can be trusted.", share(x.multiRate))
+		return fmt.Sprintf("Invalid: %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
 	case readout.Collecting:
 		frac := ""
 		if t := x.target(); t > 0 {
-			frac = share(min(1, float64(x.units)/t)) + " of the planned sample so far"
+			frac = readout.Share(min(1, float64(x.units)/t)) + " of the planned sample so far"
 		}
 		var when string
 		if eta := x.eta(); eta != nil {
@@ -523,9 +523,9 @@ func (x *experiment) readout() readout.Readout {
 		return r
 	case readout.Collecting:
 		if t := x.target(); t > 0 {
-			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s of %s planned units (%s).", count(x.units), count(int64(t)), share(min(1, float64(x.units)/t))))
+			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s of %s planned units (%s).", readout.Count(x.units), readout.Count(int64(t)), readout.Share(min(1, float64(x.units)/t))))
 		} else {
-			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s units so far.", count(x.units)))
+			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s units so far.", readout.Count(x.units)))
 		}
 	}
 	multi := len(x.arms) > 1
@@ -546,7 +546,7 @@ func (x *experiment) readout() readout.Readout {
 			if end := e.End; end != nil && eta.Equal(*end) {
 				r.Reasons = append(r.Reasons, fmt.Sprintf("A decision is due by the planned end, %s.", day(*end)))
 			} else {
-				r.Reasons = append(r.Reasons, fmt.Sprintf("At the current traffic (about %s units a day) a decision is expected around %s.", count(int64(math.Round(x.unitsPerDay))), day(*eta)))
+				r.Reasons = append(r.Reasons, fmt.Sprintf("At the current traffic (about %s units a day) a decision is expected around %s.", readout.Count(int64(math.Round(x.unitsPerDay))), day(*eta)))
 			}
 		}
 		r.Reasons = append(r.Reasons, "Next: keep the experiment running; do not act on these numbers yet.")

@@ -79,24 +79,24 @@ func TestMetricOut(t *testing.T) {
 
 func TestFormat(t *testing.T) {
 	tests := []struct{ got, want string }{
-		{pct(0.042), "+4.2%"},
-		{pct(-0.021), "-2.1%"},
-		{pct(0.1), "+10%"},
-		{pct(0.008), "+0.8%"},
-		{pct(0.0083), "+0.83%"},
-		{pct(-0.00051), "-0.051%"},
-		{pct(0), "0%"},
-		{pct(1e-12), "0%"}, // below a millionth of a percent
-		{share(0.5), "50%"},
-		{share(1.0 / 3), "33.3%"},
-		{share(0.602), "60.2%"},
+		{readout.Percent(0.042), "+4.2%"},
+		{readout.Percent(-0.021), "-2.1%"},
+		{readout.Percent(0.1), "+10%"},
+		{readout.Percent(0.008), "+0.8%"},
+		{readout.Percent(0.0083), "+0.83%"},
+		{readout.Percent(-0.00051), "-0.051%"},
+		{readout.Percent(0), "0%"},
+		{readout.Percent(1e-12), "0%"}, // below a millionth of a percent
+		{readout.Share(0.5), "50%"},
+		{readout.Share(1.0 / 3), "33.3%"},
+		{readout.Share(0.602), "60.2%"},
 		{num(0.0123), "+0.0123"},
 		{num(-1234.5), "-1230"},
 		{num(2.5e7), "+2.5e+07"},
 		{num(0), "0"},
-		{count(31204), "31,204"},
-		{count(999), "999"},
-		{count(1234567), "1,234,567"},
+		{readout.Count(31204), "31,204"},
+		{readout.Count(999), "999"},
+		{readout.Count(1234567), "1,234,567"},
 		{pvalue(0.0004), "< 0.001"},
 		{pvalue(0.0042), "= 0.0042"},
 		{pvalue(0.35), "= 0.35"},
@@ -234,7 +234,7 @@ func checkQuotes(t *testing.T, r readout.Readout) {
 	quoted := map[string]bool{}
 	add := func(ci readout.Interval, rel *readout.Interval, control float64) {
 		if rel != nil && control > 0 {
-			quoted[pct(rel[0])+" to "+pct(rel[1])] = true
+			quoted[readout.Percent(rel[0])+" to "+readout.Percent(rel[1])] = true
 		} else {
 			quoted[num(ci[0])+" to "+num(ci[1])] = true
 		}

@@ -195,7 +195,7 @@ func layoutChart(r readout.Readout) scene {
 			}
 			if m.RelEffect != nil && m.RelCI != nil {
 				rw.ok, rw.est, rw.lo, rw.hi = true, *m.RelEffect, m.RelCI[0], m.RelCI[1]
-				rw.value, rw.ci = pct(*m.RelEffect), "["+pct(m.RelCI[0])+", "+pct(m.RelCI[1])+"]"
+				rw.value, rw.ci = readout.Percent(*m.RelEffect), "["+readout.Percent(m.RelCI[0])+", "+readout.Percent(m.RelCI[1])+"]"
 			} else {
 				rw.value, rw.ci = num(m.AbsEffect, true), "absolute"
 			}
@@ -223,7 +223,7 @@ func layoutChart(r readout.Readout) scene {
 		}
 		if s.RelEffect != nil && s.RelCI != nil {
 			rw.ok, rw.est, rw.lo, rw.hi = true, *s.RelEffect, s.RelCI[0], s.RelCI[1]
-			rw.value, rw.ci = pct(*s.RelEffect), "["+pct(s.RelCI[0])+", "+pct(s.RelCI[1])+"]"
+			rw.value, rw.ci = readout.Percent(*s.RelEffect), "["+readout.Percent(s.RelCI[0])+", "+readout.Percent(s.RelCI[1])+"]"
 		} else {
 			rw.value, rw.ci = num(s.AbsEffect, true), "absolute"
 		}
@@ -266,7 +266,7 @@ func layoutChart(r readout.Readout) scene {
 					bg = append(bg, shape{kind: rectShape, x: plotX0, y: y + 3, w: mx - plotX0, h: rowH - 6, color: colHarm})
 				}
 				fg = append(fg, shape{kind: lineShape, x: mx, y: y + 3, h: rowH - 6, width: 1.5, color: colMargin, dash: true,
-					title: "guardrail margin " + pct(*rw.margin)})
+					title: "guardrail margin " + readout.Percent(*rw.margin)})
 			}
 			fg = append(fg,
 				shape{kind: textShape, x: labelX, y: cy - 2, text: fit(rw.label, labelSize, false, plotX0-labelX-12), size: labelSize, color: colInk},

@@ -11,41 +11,6 @@ import (
 // Number formats match the reasons package decide writes, so the numbers in
 // a table and in the sentence above it read the same: "+4.2%", "-0.83%".
 
-// pct formats a fraction as a signed percentage: one decimal from 1% up,
-// two significant digits below.
-func pct(f float64) string {
-	m := magnitude(math.Abs(f) * 100)
-	switch {
-	case m == "0":
-		return "0%"
-	case f > 0:
-		return "+" + m + "%"
-	}
-	return "-" + m + "%"
-}
-
-// share formats a fraction without a sign: 0.5 → "50%", 0.9869 → "98.7%".
-func share(f float64) string {
-	v := math.Round(f*1000) / 10
-	return strconv.FormatFloat(v, 'f', -1, 64) + "%"
-}
-
-func magnitude(v float64) string {
-	switch {
-	case v == 0 || math.IsNaN(v):
-		return "0"
-	case v >= 1:
-		return strings.TrimSuffix(strconv.FormatFloat(v, 'f', 1, 64), ".0")
-	}
-	d := min(int(-math.Floor(math.Log10(v)))+1, 6)
-	s := strconv.FormatFloat(v, 'f', d, 64)
-	s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	if s == "" || s == "0" {
-		return "0"
-	}
-	return s
-}
-
 // num formats a number with four significant digits and no exponent in the
 // usual range; signed when signed is true.
 func num(f float64, signed bool) string {
@@ -66,24 +31,6 @@ func num(f float64, signed bool) string {
 		return "+" + s
 	}
 	return s
-}
-
-// count formats a whole number with thousands separators: 31204 → "31,204".
-func count(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
-	}
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // pvalue formats a p-value the way people read them.

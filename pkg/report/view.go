@@ -145,8 +145,8 @@ func NewView(r readout.Readout, o ViewOptions) View {
 				row.Better = "lower is better"
 			}
 			if m.RelEffect != nil && m.RelCI != nil {
-				row.Effect = pct(*m.RelEffect)
-				row.Interval = pct(m.RelCI[0]) + " to " + pct(m.RelCI[1])
+				row.Effect = readout.Percent(*m.RelEffect)
+				row.Interval = readout.Percent(m.RelCI[0]) + " to " + readout.Percent(m.RelCI[1])
 			} else {
 				row.Effect = num(m.AbsEffect, true)
 				row.Interval = num(m.CI[0], true) + " to " + num(m.CI[1], true) + " (absolute)"
@@ -162,12 +162,12 @@ func NewView(r readout.Readout, o ViewOptions) View {
 			if m.Role == readout.Guardrail && m.Margin != nil {
 				switch {
 				case m.BeyondMargin != nil && *m.BeyondMargin:
-					row.Verdict = "harmed beyond its " + share(*m.Margin) + " margin"
+					row.Verdict = "harmed beyond its " + readout.Share(*m.Margin) + " margin"
 					row.Color = outcomeColor(readout.Worse)
 				case m.NonInferior != nil && *m.NonInferior:
-					row.Verdict = "within its " + share(*m.Margin) + " margin"
+					row.Verdict = "within its " + readout.Share(*m.Margin) + " margin"
 				default:
-					row.Verdict = "not yet shown within its " + share(*m.Margin) + " margin"
+					row.Verdict = "not yet shown within its " + readout.Share(*m.Margin) + " margin"
 				}
 			}
 			v.Metrics = append(v.Metrics, row)
@@ -186,11 +186,11 @@ func NewView(r readout.Readout, o ViewOptions) View {
 			Where:     where(s),
 			Metric:    s.Metric,
 			AdjustedP: "adjusted " + pEquals(s.AdjustedPValue),
-			Units:     count(int64(s.Control.N + s.Treatment.N)),
+			Units:     readout.Count(int64(s.Control.N + s.Treatment.N)),
 		}
 		if s.RelEffect != nil && s.RelCI != nil {
-			row.Effect = pct(*s.RelEffect)
-			row.Interval = pct(s.RelCI[0]) + " to " + pct(s.RelCI[1])
+			row.Effect = readout.Percent(*s.RelEffect)
+			row.Interval = readout.Percent(s.RelCI[0]) + " to " + readout.Percent(s.RelCI[1])
 		} else {
 			row.Effect = num(s.AbsEffect, true)
 			row.Interval = num(s.CI[0], true) + " to " + num(s.CI[1], true) + " (absolute)"
@@ -229,7 +229,7 @@ func health(h readout.Health) []HealthRow {
 	srm := HealthRow{Check: "Sample ratio", OK: h.SRM != readout.SRMMismatch}
 	var split []string
 	for _, c := range h.Counts {
-		split = append(split, fmt.Sprintf("%s %s (%s planned)", c.Variant, share(c.ObservedShare), share(c.ExpectedShare)))
+		split = append(split, fmt.Sprintf("%s %s (%s planned)", c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare)))
 	}
 	switch h.SRM {
 	case readout.SRMNotEnoughTraffic:
@@ -248,26 +248,26 @@ func health(h readout.Health) []HealthRow {
 	rows = append(rows, srm)
 	rows = append(rows, HealthRow{
 		Check:  "Units in more than one variant",
-		Result: fmt.Sprintf("%s (%s%% of units; the limit is 1%%)", count(h.MultipleExposureCount), magnitude(h.MultipleExposureRate*100)),
+		Result: fmt.Sprintf("%s (%s of units; the limit is 1%%)", readout.Count(h.MultipleExposureCount), readout.Rate(h.MultipleExposureRate)),
 		OK:     h.MultipleExposureRate <= 0.01,
 	})
 	return rows
 }
 
 func progress(p readout.Progress) ProgressView {
-	v := ProgressView{Units: count(p.Units), Target: "not planned yet", Percent: "—", Power: "—", PerDay: "—", ETA: "—", Start: day(p.Start), End: "none"}
+	v := ProgressView{Units: readout.Count(p.Units), Target: "not planned yet", Percent: "—", Power: "—", PerDay: "—", ETA: "—", Start: day(p.Start), End: "none"}
 	if p.Target != nil {
-		v.Target = count(*p.Target)
+		v.Target = readout.Count(*p.Target)
 	}
 	if p.Fraction != nil {
 		v.Fraction = min(max(*p.Fraction, 0), 1)
-		v.Percent = share(*p.Fraction)
+		v.Percent = readout.Share(*p.Fraction)
 	}
 	if p.Power != nil {
-		v.Power = share(*p.Power)
+		v.Power = readout.Share(*p.Power)
 	}
 	if p.UnitsPerDay != nil {
-		v.PerDay = count(int64(*p.UnitsPerDay + 0.5))
+		v.PerDay = readout.Count(int64(*p.UnitsPerDay + 0.5))
 	}
 	if p.ETA != nil {
 		v.ETA = day(*p.ETA)
@@ -312,7 +312,7 @@ func Why(r readout.Readout) string {
 			return "sample ratio mismatch"
 		}
 		if r.Health.MultipleExposureRate > 0.01 {
-			return magnitude(r.Health.MultipleExposureRate*100) + "% of units saw more than one variant"
+			return readout.Rate(r.Health.MultipleExposureRate) + " of units saw more than one variant"
 		}
 		return "the data cannot be trusted"
 	case "PERSEVERE":
@@ -346,7 +346,7 @@ func Why(r readout.Readout) string {
 		}
 		for _, m := range arm.Metrics {
 			if m.Role == readout.Guardrail && m.BeyondMargin != nil && *m.BeyondMargin && m.Margin != nil {
-				return m.Metric + " worse beyond its " + share(*m.Margin) + " margin"
+				return m.Metric + " worse beyond its " + readout.Share(*m.Margin) + " margin"
 			}
 		}
 		for _, m := range arm.Metrics {
@@ -365,9 +365,9 @@ func Why(r readout.Readout) string {
 					hi = m.RelCI[0]
 				}
 				if m.Direction == "decrease" {
-					why += "; drops beyond " + pct(hi) + " ruled out"
+					why += "; drops beyond " + readout.Percent(hi) + " ruled out"
 				} else {
-					why += "; lifts above " + pct(hi) + " ruled out"
+					why += "; lifts above " + readout.Percent(hi) + " ruled out"
 				}
 			}
 			return why
@@ -377,9 +377,9 @@ func Why(r readout.Readout) string {
 	p := r.Progress
 	var parts []string
 	if p.Fraction != nil {
-		parts = append(parts, share(*p.Fraction)+" of the planned sample")
+		parts = append(parts, readout.Share(*p.Fraction)+" of the planned sample")
 	} else {
-		parts = append(parts, count(p.Units)+" units so far")
+		parts = append(parts, readout.Count(p.Units)+" units so far")
 	}
 	if p.ETA != nil {
 		parts = append(parts, "decision expected "+day(*p.ETA))
@@ -402,7 +402,7 @@ func bestArm(r readout.Readout) *readout.Arm {
 
 func effect(rel *float64, abs float64) string {
 	if rel != nil {
-		return pct(*rel)
+		return readout.Percent(*rel)
 	}
 	return num(abs, true)
 }

@@ -79,18 +79,11 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	log := cfg.Logger.With("service", "ingest")
 
-	nc, err := stream.Connect(ctx, cfg.NATSURL, "verdict-ingest", log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-ingest", cfg.Limits, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open jetstream: %w", err)
-	}
-	if err := stream.EnsureStreams(ctx, js, cfg.Limits); err != nil {
-		return err
-	}
 	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err

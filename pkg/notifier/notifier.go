@@ -122,18 +122,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("service", "notifier")
 
-	nc, err := stream.Connect(ctx, cfg.NATSURL, "verdict-notifier", log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-notifier", stream.DefaultLimits, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open jetstream: %w", err)
-	}
-	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
-		return err
-	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "verdict notifier: per experiment, the last readout handled and the last email sent",

@@ -58,18 +58,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("service", "rules")
 
-	nc, err := stream.Connect(ctx, cfg.NATSURL, "verdict-rules", log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-rules", stream.DefaultLimits, log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("open jetstream: %w", err)
-	}
-	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
-		return err
-	}
 	kv, err := config.EnsureBucket(ctx, js)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ServerConfig says where an embedded nats-server listens and stores.
@@ -110,6 +111,26 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// Open connects a service to NATS (as Connect does), opens JetStream and
+// declares the streams with the given limits: what every service does first.
+// The caller closes the connection.
+func Open(ctx context.Context, url, name string, limits Limits, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := Connect(ctx, url, name, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("open jetstream: %w", err)
+	}
+	if err := EnsureStreams(ctx, js, limits); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }
 
 func hostPort(rawURL string) (string, int, error) {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/retry"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/web"
@@ -204,12 +205,12 @@ func (in *Ingester) Run(ctx context.Context) error {
 }
 
 func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch) error {
-	backoff := newBackoff()
+	backoff := retry.NewBackoff(5 * time.Second)
 	for ctx.Err() == nil {
 		msgs, err := in.cons.Fetch(in.batch, jetstream.FetchMaxWait(in.wait))
 		if err != nil {
 			in.log.Warn("fetch", "err", err)
-			if !backoff.wait(ctx) {
+			if !backoff.Wait(ctx) {
 				return nil
 			}
 			continue
@@ -224,7 +225,7 @@ func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch) error {
 		if len(b.msgs) == 0 {
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		in.metrics.batchSize.Observe(float64(len(b.msgs)))
 		out <- b
 	}
@@ -255,9 +256,9 @@ func (in *Ingester) decode(b *batch, msg jetstream.Msg) {
 // error only when shutdown came before the batch could be written.
 func (in *Ingester) handle(ctx context.Context, b *batch) error {
 	// After cancellation the batch in hand still gets stopWait to land.
-	wctx, cancel := withGrace(ctx, in.stopWait)
+	wctx, cancel := retry.WithGrace(ctx, in.stopWait)
 	defer cancel()
-	stopKeepalive := in.keepInProgress(b.msgs)
+	stopKeepalive := stream.KeepInProgress(in.ackWait, b.msgs...)
 	defer stopKeepalive()
 
 	if err := in.retry(wctx, "publish to dead-letter stream", in.metrics.dlqErrors, func(ctx context.Context) error {
@@ -332,56 +333,18 @@ func (in *Ingester) deadLetter(ctx context.Context, dead []deadLetter) error {
 // retry calls f until it succeeds, backing off between attempts, or until
 // ctx ends.
 func (in *Ingester) retry(ctx context.Context, what string, failures prometheus.Counter, f func(context.Context) error) error {
-	backoff := newBackoff()
+	backoff := retry.NewBackoff(5 * time.Second)
 	for {
 		err := f(ctx)
 		if err == nil {
 			return nil
 		}
 		failures.Inc()
-		in.log.Warn(what+", will retry", "err", err, "in", backoff.next)
-		if !backoff.wait(ctx) {
+		in.log.Warn(what+", will retry", "err", err, "in", backoff.Next())
+		if !backoff.Wait(ctx) {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
-}
-
-// keepInProgress tells JetStream every third of AckWait that the batch is
-// still being worked on, so a long ClickHouse outage does not redeliver it.
-func (in *Ingester) keepInProgress(msgs []jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(in.ackWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				for _, m := range msgs {
-					_ = m.InProgress()
-				}
-			}
-		}
-	}()
-	return func() { close(done); <-finished }
-}
-
-// withGrace returns a context that ends grace after parent does.
-func withGrace(parent context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	stop := context.AfterFunc(parent, func() {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-ctx.Done():
-		}
-	})
-	return ctx, func() { stop(); cancel() }
 }
 
 // headerValue makes s safe as a NATS header value: one line, bounded.
@@ -396,23 +359,4 @@ func headerValue(s string) string {
 		s = s[:1024]
 	}
 	return s
-}
-
-type backoff struct{ next, max time.Duration }
-
-func newBackoff() *backoff { return &backoff{next: 100 * time.Millisecond, max: 5 * time.Second} }
-
-func (b *backoff) reset() { b.next = 100 * time.Millisecond }
-
-// wait sleeps for the current delay and doubles it; false if ctx ended.
-func (b *backoff) wait(ctx context.Context) bool {
-	t := time.NewTimer(b.next)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	}
-	b.next = min(2*b.next, b.max)
-	return true
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
+	"github.com/verdictlabs/verdict/pkg/retry"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
@@ -253,7 +254,7 @@ func kindOf(last *event, r readout.Readout) string {
 }
 
 func (n *Notifier) run(ctx context.Context) error {
-	backoff := newBackoff(5 * time.Second)
+	backoff := retry.NewBackoff(5 * time.Second)
 	for ctx.Err() == nil {
 		msg, err := n.cons.Next(jetstream.FetchMaxWait(2 * time.Second))
 		if err != nil {
@@ -263,10 +264,10 @@ func (n *Notifier) run(ctx context.Context) error {
 				continue
 			}
 			n.log.Warn("fetch readout", "err", err)
-			backoff.wait(ctx)
+			backoff.Wait(ctx)
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		n.handle(ctx, msg)
 	}
 	return nil
@@ -275,7 +276,7 @@ func (n *Notifier) run(ctx context.Context) error {
 // handle takes one readout message to its end: acked once handled, nak'd on
 // shutdown, terminated when it is not a readout.
 func (n *Notifier) handle(ctx context.Context, msg jetstream.Msg) {
-	stop := keepInProgress(msg, n.ackWait)
+	stop := stream.KeepInProgress(n.ackWait, msg)
 	defer stop()
 	var r readout.Readout
 	if err := json.Unmarshal(msg.Data(), &r); err != nil || r.Experiment == "" {
@@ -367,8 +368,8 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 		rec.Handled = max(rec.Handled, r.Version)
 		// The email is out: record it even while shutting down, and keep
 		// trying through a NATS hiccup.
-		wctx, cancel := withGrace(ctx, 10*time.Second)
-		err = retry(wctx, n.retryMax, func() error {
+		wctx, cancel := retry.WithGrace(ctx, 10*time.Second)
+		err = retryUntil(wctx, n.retryMax, func() error {
 			rec2, rev2, err := n.load(wctx, key)
 			if err != nil {
 				return err
@@ -412,11 +413,11 @@ func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, r readout.Read
 		return fmt.Errorf("%w: render email: %w", ErrPermanent, err)
 	}
 	e := Email{From: n.envFrom, To: to, MessageID: ev.MessageID, Data: data}
-	err = retry(ctx, n.retryMax, func() error {
+	err = retryUntil(ctx, n.retryMax, func() error {
 		start := time.Now()
 		// A send under way when shutdown comes gets to finish: cutting it
 		// off could leave the server with the message and KV without it.
-		sctx, cancel := withGrace(ctx, 10*time.Second)
+		sctx, cancel := retry.WithGrace(ctx, 10*time.Second)
 		err := n.send.Send(sctx, e)
 		cancel()
 		n.metrics.seconds.Observe(time.Since(start).Seconds())
@@ -447,7 +448,7 @@ var errConflict = errors.New("kv record changed concurrently")
 func (n *Notifier) load(ctx context.Context, key string) (record, uint64, error) {
 	var rec record
 	var rev uint64
-	err := retry(ctx, n.retryMax, func() error {
+	err := retryUntil(ctx, n.retryMax, func() error {
 		e, err := n.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			rec, rev = record{}, 0
@@ -479,7 +480,7 @@ func (n *Notifier) putRev(ctx context.Context, key string, rec record, rev uint6
 		return 0, err
 	}
 	var out uint64
-	err = retry(ctx, n.retryMax, func() error {
+	err = retryUntil(ctx, n.retryMax, func() error {
 		var err error
 		if rev == 0 {
 			out, err = n.kv.Create(ctx, key, b)

@@ -95,3 +95,27 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 	}
 	return nil
 }
+
+// KeepInProgress tells JetStream every third of ackWait that msgs are still
+// being worked on, so that a long outage downstream (ClickHouse, SMTP) does
+// not get them redelivered to another worker meanwhile. Call stop when done.
+func KeepInProgress(ackWait time.Duration, msgs ...jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}

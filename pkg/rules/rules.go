@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,6 +101,10 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("evaluating experiments", "interval", cfg.Interval)
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
+	// The watcher closes its channel when ctx ends (its subscription is
+	// bound to ctx) or when its subscription goes away: a closed channel
+	// is always ready, so it must leave the select, or the loop spins.
+	updates := watcher.Updates()
 	for {
 		if err := e.EvaluateAll(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("evaluate experiments", "err", err)
@@ -108,21 +113,35 @@ func Run(ctx context.Context, cfg Config) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
-		case upd := <-watcher.Updates():
+		case upd, ok := <-updates:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				// Definitions are still read at every evaluation.
+				log.Warn("definition watcher stopped: changes now take effect at the next interval", "bucket", config.Bucket)
+				updates = nil
+				continue
+			}
 			if upd != nil {
 				log.Info("definition changed", "key", upd.Key(), "op", upd.Operation().String())
 			}
 			// Let a burst of changes from one `verdict apply` settle.
 			time.Sleep(200 * time.Millisecond)
-			drain(watcher.Updates())
+			drain(updates)
 		}
 	}
 }
 
+// drain empties ch of what is pending, and returns at once when ch is
+// closed.
 func drain(ch <-chan jetstream.KeyValueEntry) {
 	for {
 		select {
-		case <-ch:
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
 		default:
 			return
 		}
@@ -147,6 +166,18 @@ type Engine struct {
 	mu       sync.Mutex // guards versions and last; EvaluateAll runs one at a time
 	versions map[string]uint64
 	last     map[string]readout.Status // status of the latest readout published by this engine
+	digests  map[string][32]byte       // content of that readout, without version and time
+}
+
+// digestOf hashes a readout's content, leaving out what changes at every
+// evaluation (version, computed_at).
+func digestOf(ro readout.Readout) ([32]byte, error) {
+	ro.Version, ro.ComputedAt = 0, time.Time{}
+	b, err := json.Marshal(ro)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("encode readout: %w", err)
+	}
+	return sha256.Sum256(b), nil
 }
 
 // NewEngine returns an engine that continues each experiment's versions
@@ -156,12 +187,14 @@ func NewEngine(ctx context.Context, opt EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read readout versions: %w", err)
 	}
-	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}}, nil
+	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}, digests: map[string][32]byte{}}, nil
 }
 
-// Finished is how long after its planned end an experiment is still
-// evaluated: late events of its last units may still arrive.
-const Finished = 24 * time.Hour
+// LateData is how long after an experiment's attribution window closes its
+// events may still arrive: ingest accepts events up to 30 days old. Until
+// then an ended experiment is still evaluated, but a readout is published
+// only when it differs from the last one.
+const LateData = 30 * 24 * time.Hour
 
 // EvaluateAll evaluates every experiment that has started and has not long
 // finished. One failing experiment does not stop the others.
@@ -189,7 +222,7 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 		if now.Before(exp.Start) {
 			continue
 		}
-		if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow)+Finished)) && e.versions[exp.Key] > 0 {
+		if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow)+LateData)) && e.versions[exp.Key] > 0 {
 			statuses[e.last[exp.Key]]++
 			continue
 		}
@@ -215,6 +248,15 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 		return e.last[exp.Key], err
 	}
 	ro := Evaluate(exp, metrics, st, now)
+	// Once the attribution window has closed, nothing changes but late
+	// data: publish only what is new.
+	digest, err := digestOf(ro)
+	if err != nil {
+		return e.last[exp.Key], err
+	}
+	if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow))) && digest == e.digests[exp.Key] {
+		return e.last[exp.Key], nil
+	}
 	version := e.versions[exp.Key] + 1
 	ro.Version = int64(version)
 	ro.ComputedAt = now
@@ -227,6 +269,7 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	}
 	e.versions[exp.Key] = version
 	e.last[exp.Key] = ro.Status
+	e.digests[exp.Key] = digest
 	msg := nats.NewMsg(stream.ReadoutsPrefix + exp.Key)
 	msg.Data = doc
 	msg.Header.Set(nats.MsgIdHdr, exp.Key+"."+strconv.FormatUint(version, 10))

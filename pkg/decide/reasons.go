@@ -16,9 +16,10 @@ import (
 // fields of stats.Result the readout copies, see rel), rounded by pct, so a
 // reader comparing the sentence with the metric's row sees the same numbers.
 // Decisions are still made on the absolute interval (see the package
-// documentation). When the readout has no relative effect (control mean 0)
-// or the control mean is negative (rel_effect then has the opposite sign of
-// the change, which no sentence can say plainly), effects are told in the
+// documentation). When the readout has no relative effect (control mean 0),
+// the control mean is negative (rel_effect then has the opposite sign of
+// the change, which no sentence can say plainly), or the relative interval
+// disagrees with the absolute one about zero, effects are told in the
 // metric's own units from abs_effect and ci.
 
 // level is the interval's confidence level, "95%" for alpha 0.05.
@@ -27,8 +28,14 @@ func (x *experiment) level() string {
 }
 
 // relative reports whether m's effects are told as the readout's rel_effect
-// and rel_ci.
-func relative(m *metric) bool { return m.res.RelDefined && m.res.Control.Mean > 0 }
+// and rel_ci. They are not when the relative interval disagrees with the
+// absolute one about zero (with few units the delta-method relative
+// interval is the wider): "raised it by 35% (95% interval -3.1% to +74%)"
+// would contradict the decision, which the absolute interval made.
+func relative(m *metric) bool {
+	r := m.res
+	return r.RelDefined && r.Control.Mean > 0 && r.RelCI.Excludes(0) == r.AbsCI.Excludes(0)
+}
 
 // told returns the point effect and the interval of m as the text quotes
 // them: the readout's rel_effect and rel_ci when relative, else abs_effect

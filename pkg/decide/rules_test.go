@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,6 +227,24 @@ func TestReasonsQuoteReadout(t *testing.T) {
 	}
 }
 
+// TestReasonsAgreeWithDecision: with few units the relative interval can
+// include 0 while the absolute one, which decides, does not. The text then
+// quotes the absolute interval, so it never reads "raised by 35% (95%
+// interval -3.1% to +74%)".
+func TestReasonsAgreeWithDecision(t *testing.T) {
+	c := convR(0.11, 0.004, 0.016, 0.0001)
+	c.Result.RelCI = stats.Interval{Lo: -0.01, Hi: 0.21} // wider, across 0
+	r := Verdict(input(treat("one-page", c, revFlat, loadOK)))
+	if r.Label != readout.Persevere {
+		t.Fatalf("label = %q, want persevere (the absolute interval excludes 0)", r.Label)
+	}
+	want := "Persevere: one-page raised purchase_conversion by 0.01 (95% interval +0.004 to +0.016)"
+	if !strings.HasPrefix(r.Summary, want) {
+		t.Errorf("summary = %q, want it to start %q", r.Summary, want)
+	}
+	checkQuotes(t, r)
+}
+
 // checkQuotes checks that every interval quoted in r's reasons is the
 // rel_ci (or, without one, the ci) of a metric or salvage item of r, as
 // the text rounds it.
@@ -235,9 +254,8 @@ func checkQuotes(t *testing.T, r readout.Readout) {
 	add := func(ci readout.Interval, rel *readout.Interval, control float64) {
 		if rel != nil && control > 0 {
 			quoted[readout.Percent(rel[0])+" to "+readout.Percent(rel[1])] = true
-		} else {
-			quoted[num(ci[0])+" to "+num(ci[1])] = true
 		}
+		quoted[num(ci[0])+" to "+num(ci[1])] = true
 	}
 	for _, a := range r.Arms {
 		for _, m := range a.Metrics {

@@ -120,78 +120,126 @@ func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, 
 
 // The readout SQL, in three steps from the inside out. It uses what
 // ClickHouse 18.16 has and current ClickHouse still documents: nested
-// subqueries (no CTEs over subqueries on 18.16), ALL LEFT/INNER JOIN ...
-// USING, -ForEach, ARRAY JOIN, quantileExact; lambdas never capture a column
-// (18.16 fails with "Unknown identifier" when they do). {…} marks a fragment
-// the Go code generates from the definitions (column lists, one entry per
-// metric, event or segment dimension) with only numbers of its own in
-// them; every value from a definition is a bound @parameter, except a cap's
-// percentile, a float64 checked and formatted by Go because quantileExact
-// takes its level as a literal.
+// subqueries (no CTEs over subqueries on 18.16), ANY LEFT/INNER JOIN ...
+// USING, -ForEach, ARRAY JOIN, groupArray, arrayEnumerateUniq,
+// quantileExact; lambdas never capture a column (18.16 fails with "Unknown
+// identifier" when they do). {…} marks a fragment the Go code generates
+// from the definitions (column lists, one entry per metric, event or
+// segment dimension) with only numbers of its own in them; every value from
+// a definition is a bound @parameter, except a cap's percentile, a float64
+// checked and formatted by Go because quantileExact takes its level as a
+// literal.
 //
-// Units are grouped and joined on unit_id itself: keyed on sipHash128(unit_id)
-// instead, the benchmark ran no faster (the time goes to the join and the
-// dedup, not to comparing strings), and a hash would need a collision
-// argument.
+// Why it is shaped this way (BenchmarkReadout: 1M units, 10M events, 2
+// cores; the previous shape, kept in readout_bench_test.go as the
+// baseline, took about twice the time and the server CPU, measured side by
+// side):
 //
-// Where the time goes (BenchmarkReadout, 1M units, 10M events, 2 cores):
-// about two thirds in the events side (join, window, dedup, per-unit sums),
-// of which the dedup is about 40% (FINAL instead costs as much); the units
-// side about a fifth; a cap adds the caps query (~30%).
+//   - Units are keyed on unit_key = cityHash64(unit_id), a UInt64: joins
+//     and GROUP BYs on it cost about half of the same on the string (hash
+//     tables of fixed-size keys, no string copies); a 128-bit key
+//     (sipHash128, murmurHash3_128) kept most of the string's cost. The
+//     price is a collision argument: two distinct units share a key with
+//     probability about n²/2⁶⁵ for n units in one readout (3·10⁻⁸ for 1M
+//     exposed units), and an event of a unit outside the experiment lands
+//     on an exposed unit with probability about n·m/2⁶⁴ for m other units
+//     in the events read (5·10⁻⁶ for 1M and 100M). A collision would merge
+//     the two units' rows.
+//   - Both joins are ANY: their right sides have one row per unit_key, so
+//     ANY and ALL give the same rows on 18.16 and on current ClickHouse,
+//     and ANY keeps one row reference per key instead of a list.
+//   - Copies of an event are dropped per unit, after the join and the
+//     window: the unit's counted rows are gathered with groupArray in the
+//     GROUP BY that is needed anyway, and arrayEnumerateUniq over
+//     cityHash64(event_id) marks the first copy of each event (1). This
+//     replaces a GROUP BY (unit, event hash) over every counted row, the
+//     most expensive step after the join. A collision would need two events
+//     of one unit with the same 64-bit hash.
+//   - The first exposure's segment values are argMin(value, order) per
+//     dimension with a String order key (the exposure's millisecond, 14
+//     digits, then its event_id: string order is (ms, event_id) order):
+//     argMin of an Array value by a tuple key goes through generic values
+//     and took nearly twice the time.
+//   - Units are summed per (variant, segment values) before the ARRAY JOIN
+//     that makes one row per dimension: all the statistics are sums, mins
+//     and maxes, so the ARRAY JOIN and the -ForEach sums run over a few
+//     groups instead of (1 + dimensions) rows per unit.
+//
+// Tried and not kept (same benchmark): FINAL instead of the dedup (merges
+// every event read across parts by sort key, not by event_id; no faster);
+// GROUP BY event hash alone for the dedup (slower than the per-unit
+// arrays, and a weaker collision argument); a unit_id IN (subquery) filter
+// before the join (nearly every event belongs to the experiment's units,
+// so it only adds a set lookup per event: no gain measured); one GROUP BY
+// of exposures and events together, windows applied to per-unit arrays (no
+// join, but groupArray of every event and lambdas over them cost more than
+// the join); scalar per-metric sums instead of -ForEach (no faster once
+// units are summed per group first); explicit PREWHERE (18.16 moves the
+// event and ts conditions to PREWHERE itself); materialized hash columns
+// (a migration adding unit_hash and event_hash UInt64 MATERIALIZED
+// cityHash64(...)): leaving the hashing and the two strings out of the
+// events scan saves at most ~0.4 s of CPU, about 5% of a readout, for 16
+// incompressible bytes more per stored event. The caps stay a query of
+// their own: 18.16 cannot reuse a subquery's result, so a cap computed
+// inside the statistics query (a scalar subquery) would repeat that work.
 //
 // No materialized view pre-aggregates for the readout. Per-unit event sums
 // depend on each unit's first exposure, known only at query time, and a view
 // sees every copy of an event as inserted, so a SummingMergeTree would count
 // a redelivered event twice. Exposures could be pre-aggregated safely (min,
 // max and argMin ignore copies), but that saves at most the units side,
-// measured at about a fifth, and a per-unit state cannot honour the
-// [Start, min(End, asOf)] range of a readout.
+// and a per-unit state cannot honour the [Start, min(End, asOf)] range of a
+// readout.
 const (
+	// exposuresWhere selects the exposures in the analysis range.
+	exposuresWhere = `experiment = @experiment
+                AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
+                AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms`
+
 	// unitsSQL is one row per unit exposed in the analysis range: its first
 	// exposure, whether it saw one variant (min = max), and the segment
-	// values of its first exposure. Duplicated exposures cannot change min,
-	// max or argMin, so exposures need no dedup step.
+	// values of its first exposure (unit_segment_N, the Nth dimension).
+	// Duplicated exposures cannot change min, max or argMin, so exposures
+	// need no dedup step. exposure_order sorts as (ms, event_id) does:
+	// exposure_ms + 10¹³ has 14 digits for every DateTime.
 	unitsSQL = `SELECT
-            unit_id AS unit,
+            unit_key,
             min(exposure_ms) AS first_ms,
             max(exposure_ms) AS last_exposure_ms,
             min(variant) AS min_variant,
-            max(variant) AS max_variant,
-            argMin(segments, (exposure_ms, event_id)) AS unit_segments
+            max(variant) AS max_variant{segment_columns}
         FROM
         (
-            SELECT unit_id, variant, event_id,
+            SELECT cityHash64(unit_id) AS unit_key, variant,
                 toUInt64(ts) * 1000 + ts_ms AS exposure_ms,
-                {segments} AS segments
+                concat(toString(exposure_ms + 10000000000000), event_id) AS exposure_order{segments}
             FROM {db:Identifier}.exposures
-            WHERE experiment = @experiment
-                AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
-                AND exposure_ms >= @start_ms AND exposure_ms <= @end_ms
+            WHERE ` + exposuresWhere + `
         )
-        GROUP BY unit`
+        GROUP BY unit_key`
 
 	// unitEventsSQL is one row per exposed unit with counted events: per
 	// event name (numbered by its position in @events) the number and the
-	// sum of value of the unit's events inside its attribution window.
-	// Copies of an event are removed by grouping on (unit, hash of
-	// event_id): after the join and the window only the counted rows are
-	// left to group, and a collision would need two events of one unit with
-	// the same 64-bit hash.
+	// sum of value of the unit's events inside its attribution window, each
+	// event once (copy_number 1: its first copy among the unit's rows).
+	// The groupArrays of one unit list its rows in the same order, so
+	// copy_number, event_numbers and event_values are parallel arrays.
 	unitEventsSQL = `SELECT
-            event_unit AS unit,
-            max(event_ms) AS last_event_ms,
+            unit_key,
+            last_event_ms,
             {event_columns}
         FROM
         (
             SELECT
-                any(unit) AS event_unit,
-                any(track_ms) AS event_ms,
-                any(event_index) AS event_number,
-                any(value) AS event_value
+                unit_key,
+                max(track_ms) AS last_event_ms,
+                arrayEnumerateUniq(groupArray(event_hash)) AS copy_number,
+                groupArray(event_index) AS event_numbers,
+                groupArray(value) AS event_values
             FROM
             (
                 SELECT
-                    unit_id AS unit,
+                    cityHash64(unit_id) AS unit_key,
                     cityHash64(event_id) AS event_hash,
                     toUInt64(ts) * 1000 + ts_ms AS track_ms,
                     indexOf(@events, event) AS event_index,
@@ -200,38 +248,37 @@ const (
                 WHERE event IN @event_set
                     AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
             )
-            ALL INNER JOIN
+            ANY INNER JOIN
             (
-                SELECT unit_id AS unit, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
+                SELECT cityHash64(unit_id) AS unit_key, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
                 FROM {db:Identifier}.exposures
-                WHERE experiment = @experiment
-                    AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
-                    AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms
-                GROUP BY unit
-            ) USING unit
+                WHERE ` + exposuresWhere + `
+                GROUP BY unit_key
+            ) USING unit_key
             WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
-            GROUP BY unit, event_hash
-        )
-        GROUP BY event_unit`
+            GROUP BY unit_key
+        )`
 
 	// perUnitSQL is one row per exposed unit: its variant ('' when it saw
-	// more than one), segment values, and per metric its value x and, for
-	// a ratio, its denominator y. The LEFT JOIN leaves 0 in the event
-	// columns of units without counted events (join_use_nulls is 0 by
-	// default on 18.16 and on current ClickHouse; the query sets it).
+	// more than one), segment values (the first, '', is the overall
+	// "dimension"), and per metric its value x and, for a ratio, its
+	// denominator y. The LEFT JOIN leaves 0 in the event columns of units
+	// without counted events (join_use_nulls is 0 by default on 18.16 and
+	// on current ClickHouse; the query sets it).
 	perUnitSQL = `SELECT
         if(min_variant = max_variant, min_variant, '') AS unit_variant,
-        unit_segments, first_ms, last_exposure_ms, last_event_ms,
+        {unit_segments} AS unit_segments,
+        first_ms, last_exposure_ms, last_event_ms,
         {metric_x} AS xs,
         {metric_y} AS ys
     FROM
     (
         ` + unitsSQL + `
     )
-    ALL LEFT JOIN
+    ANY LEFT JOIN
     (
         ` + unitEventsSQL + `
-    ) USING unit`
+    ) USING unit_key`
 
 	// capsSQL is the cap of each capped metric: a quantile over the
 	// included units, arms pooled.
@@ -244,23 +291,39 @@ WHERE unit_variant IN @variants
 SETTINGS join_use_nulls = 0`
 
 	// statsSQL is the sufficient statistics per variant, overall
-	// (dimension '') and per segment value: ARRAY JOIN turns each unit into
-	// one row per dimension, the overall one included.
+	// (dimension '') and per segment value: units are first summed per
+	// variant and combination of segment values, then ARRAY JOIN turns
+	// each group into one row per dimension, the overall one included.
 	statsSQL = `SELECT
     unit_variant,
     dimension,
     segment_value,
-    count() AS units,
-    sumForEach(xs) AS sum_x,
-    sumForEach(arrayMap(x -> x * x, xs)) AS sum_xx,
-    sumForEach(ys) AS sum_y,
-    sumForEach(arrayMap(y -> y * y, ys)) AS sum_yy,
-    sumForEach(arrayMap((x, y) -> x * y, xs, ys)) AS sum_xy,
-    min(first_ms) AS first_exposure_ms,
-    max(greatest(last_exposure_ms, last_event_ms)) AS data_through_ms
+    sum(group_units) AS units,
+    sumForEach(group_x) AS sum_x,
+    sumForEach(group_xx) AS sum_xx,
+    sumForEach(group_y) AS sum_y,
+    sumForEach(group_yy) AS sum_yy,
+    sumForEach(group_xy) AS sum_xy,
+    min(group_first_ms) AS first_exposure_ms,
+    max(group_through_ms) AS data_through_ms
 FROM
 (
-    ` + perUnitSQL + `
+    SELECT
+        unit_variant,
+        unit_segments,
+        count() AS group_units,
+        sumForEach(xs) AS group_x,
+        sumForEach(arrayMap(x -> x * x, xs)) AS group_xx,
+        sumForEach(ys) AS group_y,
+        sumForEach(arrayMap(y -> y * y, ys)) AS group_yy,
+        sumForEach(arrayMap((x, y) -> x * y, xs, ys)) AS group_xy,
+        min(first_ms) AS group_first_ms,
+        max(greatest(last_exposure_ms, last_event_ms)) AS group_through_ms
+    FROM
+    (
+        ` + perUnitSQL + `
+    )
+    GROUP BY unit_variant, unit_segments
 )
 ARRAY JOIN @dimensions AS dimension, unit_segments AS segment_value
 GROUP BY unit_variant, dimension, segment_value
@@ -373,19 +436,30 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		xs = append(xs, x)
 	}
 
+	// count_N and sum_N over the first copies (copy_number 1) of the
+	// unit's counted events numbered N.
 	var eventColumns []string
 	for i := range events {
-		eventColumns = append(eventColumns, fmt.Sprintf("countIf(event_number = %d) AS count_%d, sumIf(event_value, event_number = %d) AS sum_%d", i+1, i+1, i+1, i+1))
+		n := i + 1
+		eventColumns = append(eventColumns, fmt.Sprintf("arrayCount((c, e) -> c = 1 AND e = %d, copy_number, event_numbers) AS count_%d, "+
+			"arraySum((c, e, v) -> if(c = 1 AND e = %d, v, 0), copy_number, event_numbers, event_values) AS sum_%d", n, n, n, n))
 	}
 	if len(events) == 0 {
 		// No metric: keep the query valid; no event is named "".
 		events = []string{""}
-		eventColumns = []string{"count() AS count_1"}
+		eventColumns = []string{"length(copy_number) AS count_1"}
 	}
-	segments := []string{"''"} // the overall "dimension"
+	// Per segment dimension N: its value on each exposure (segment_N), the
+	// value of the unit's first exposure (unit_segment_N), and the unit's
+	// array of them, '' first for the overall "dimension".
+	var segments, segmentColumns strings.Builder
+	unitSegments := []string{"''"}
 	dimensions := []string{""}
 	for i, d := range exp.Segments {
-		segments = append(segments, fmt.Sprintf("attr_values[indexOf(attr_keys, @dimension_%d)]", i+1))
+		n := i + 1
+		fmt.Fprintf(&segments, ",\n                attr_values[indexOf(attr_keys, @dimension_%d)] AS segment_%d", n, n)
+		fmt.Fprintf(&segmentColumns, ",\n            argMin(segment_%d, exposure_order) AS unit_segment_%d", n, n)
+		unitSegments = append(unitSegments, fmt.Sprintf("unit_segment_%d", n))
 		dimensions = append(dimensions, d)
 	}
 	variants := make([]any, len(exp.Variants))
@@ -423,7 +497,9 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	fill := func(sql string, xs []string) string {
 		return strings.NewReplacer(
 			dbPlaceholder, db,
-			"{segments}", "["+strings.Join(segments, ", ")+"]",
+			"{segments}", segments.String(),
+			"{segment_columns}", segmentColumns.String(),
+			"{unit_segments}", "["+strings.Join(unitSegments, ", ")+"]",
 			"{event_columns}", strings.Join(eventColumns, ",\n            "),
 			"{metric_x}", floats(xs),
 			"{metric_y}", floats(ys),

@@ -2,6 +2,8 @@ package warehouse_test
 
 import (
 	"context"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,8 +55,10 @@ var benchMetrics = []config.Metric{
 // exposed units, 5 metrics (one capped) and 2 segment dimensions over 10M
 // track events, against a bare full scan of the same events table
 // (count and sum of value) in the same run; it logs the ratio. nocap is the
-// same readout without the cap: one query instead of two. Setup takes a
-// minute or two. Run it with
+// same readout without the cap: one query instead of two. baseline and
+// baseline-nocap run the readout's previous SQL (baselineStatsSQL) on the
+// same data in the same process, and check that it gives the same
+// statistics as ExperimentStats. Setup takes a minute or two. Run it with
 //
 //	go test -run '^$' -bench BenchmarkReadout -benchtime 3x ./warehouse/
 func BenchmarkReadout(b *testing.B) {
@@ -121,15 +125,300 @@ func BenchmarkReadout(b *testing.B) {
 		}
 		perOp[b.Name()] = b.Elapsed() / time.Duration(b.N)
 	})
-	b.Run("readout", readout(benchMetrics))
 	noCap := append([]config.Metric(nil), benchMetrics...)
 	noCap[1].Cap = nil
+	baseline := func(metrics []config.Metric, capped bool) func(*testing.B) {
+		return func(b *testing.B) {
+			var rows []baselineRow
+			for b.Loop() {
+				rows = baselineReadout(ctx, b, w, start, asOf, capped)
+			}
+			perOp[b.Name()] = b.Elapsed() / time.Duration(b.N)
+			st, err := w.ExperimentStats(ctx, exp, metrics, asOf)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sameAsBaseline(b, st, metrics, rows)
+		}
+	}
+	b.Run("baseline", baseline(benchMetrics, true))
+	b.Run("readout", readout(benchMetrics))
+	b.Run("baseline-nocap", baseline(noCap, false))
 	b.Run("nocap", readout(noCap))
 	scan := perOp[b.Name()+"/scan"]
-	for _, name := range []string{"readout", "nocap"} {
+	for _, name := range []string{"baseline", "readout", "baseline-nocap", "nocap"} {
 		if d := perOp[b.Name()+"/"+name]; scan > 0 && d > 0 {
 			b.Logf("%s: %v per readout, %.0f× the bare scan (%v)", name, d, float64(d)/float64(scan), scan)
 		}
+	}
+	for _, pair := range [][2]string{{"readout", "baseline"}, {"nocap", "baseline-nocap"}} {
+		if d, base := perOp[b.Name()+"/"+pair[0]], perOp[b.Name()+"/"+pair[1]]; d > 0 && base > 0 {
+			b.Logf("%s: %.1f× faster than %s", pair[0], float64(base)/float64(d), pair[1])
+		}
+	}
+}
+
+// The readout's previous SQL, as ExperimentStats generated it for
+// BenchmarkReadout's experiment and metrics before the rewrite (unit_id
+// string keys, ALL joins, dedup by GROUP BY (unit, event hash), ARRAY JOIN
+// of every unit), kept to time it side by side with the current one in the
+// same run and to check that both give the same statistics.
+const (
+	baselineCapsSQL = `SELECT quantileExact(0.99)(xs[1])
+FROM
+(
+    SELECT
+        if(min_variant = max_variant, min_variant, '') AS unit_variant,
+        unit_segments, first_ms, last_exposure_ms, last_event_ms,
+        [sum_1] AS xs,
+        [toFloat64(0)] AS ys
+    FROM
+    (
+        SELECT
+            unit_id AS unit,
+            min(exposure_ms) AS first_ms,
+            max(exposure_ms) AS last_exposure_ms,
+            min(variant) AS min_variant,
+            max(variant) AS max_variant,
+            argMin(segments, (exposure_ms, event_id)) AS unit_segments
+        FROM
+        (
+            SELECT unit_id, variant, event_id,
+                toUInt64(ts) * 1000 + ts_ms AS exposure_ms,
+                [''] AS segments
+            FROM verdict.exposures
+            WHERE experiment = @experiment
+                AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
+                AND exposure_ms >= @start_ms AND exposure_ms <= @end_ms
+        )
+        GROUP BY unit
+    )
+    ALL LEFT JOIN
+    (
+        SELECT
+            event_unit AS unit,
+            max(event_ms) AS last_event_ms,
+            countIf(event_number = 1) AS count_1, sumIf(event_value, event_number = 1) AS sum_1
+        FROM
+        (
+            SELECT
+                any(unit) AS event_unit,
+                any(track_ms) AS event_ms,
+                any(event_index) AS event_number,
+                any(value) AS event_value
+            FROM
+            (
+                SELECT
+                    unit_id AS unit,
+                    cityHash64(event_id) AS event_hash,
+                    toUInt64(ts) * 1000 + ts_ms AS track_ms,
+                    indexOf(@events, event) AS event_index,
+                    value
+                FROM verdict.events
+                WHERE event IN @event_set
+                    AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
+            )
+            ALL INNER JOIN
+            (
+                SELECT unit_id AS unit, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
+                FROM verdict.exposures
+                WHERE experiment = @experiment
+                    AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
+                    AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms
+                GROUP BY unit
+            ) USING unit
+            WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
+            GROUP BY unit, event_hash
+        )
+        GROUP BY event_unit
+    ) USING unit
+)
+WHERE unit_variant IN @variants
+SETTINGS join_use_nulls = 0`
+	baselineStatsSQL = `SELECT
+    unit_variant,
+    dimension,
+    segment_value,
+    count() AS units,
+    sumForEach(xs) AS sum_x,
+    sumForEach(arrayMap(x -> x * x, xs)) AS sum_xx,
+    sumForEach(ys) AS sum_y,
+    sumForEach(arrayMap(y -> y * y, ys)) AS sum_yy,
+    sumForEach(arrayMap((x, y) -> x * y, xs, ys)) AS sum_xy,
+    min(first_ms) AS first_exposure_ms,
+    max(greatest(last_exposure_ms, last_event_ms)) AS data_through_ms
+FROM
+(
+    SELECT
+        if(min_variant = max_variant, min_variant, '') AS unit_variant,
+        unit_segments, first_ms, last_exposure_ms, last_event_ms,
+        [toFloat64(count_1 > 0), least(sum_1, @cap_2), toFloat64(count_2), sum_3, toFloat64(count_4)] AS xs,
+        [toFloat64(0), toFloat64(0), toFloat64(0), toFloat64(count_3), toFloat64(count_5)] AS ys
+    FROM
+    (
+        SELECT
+            unit_id AS unit,
+            min(exposure_ms) AS first_ms,
+            max(exposure_ms) AS last_exposure_ms,
+            min(variant) AS min_variant,
+            max(variant) AS max_variant,
+            argMin(segments, (exposure_ms, event_id)) AS unit_segments
+        FROM
+        (
+            SELECT unit_id, variant, event_id,
+                toUInt64(ts) * 1000 + ts_ms AS exposure_ms,
+                ['', attr_values[indexOf(attr_keys, @dimension_1)], attr_values[indexOf(attr_keys, @dimension_2)]] AS segments
+            FROM verdict.exposures
+            WHERE experiment = @experiment
+                AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
+                AND exposure_ms >= @start_ms AND exposure_ms <= @end_ms
+        )
+        GROUP BY unit
+    )
+    ALL LEFT JOIN
+    (
+        SELECT
+            event_unit AS unit,
+            max(event_ms) AS last_event_ms,
+            countIf(event_number = 1) AS count_1, sumIf(event_value, event_number = 1) AS sum_1,
+            countIf(event_number = 2) AS count_2, sumIf(event_value, event_number = 2) AS sum_2,
+            countIf(event_number = 3) AS count_3, sumIf(event_value, event_number = 3) AS sum_3,
+            countIf(event_number = 4) AS count_4, sumIf(event_value, event_number = 4) AS sum_4,
+            countIf(event_number = 5) AS count_5, sumIf(event_value, event_number = 5) AS sum_5
+        FROM
+        (
+            SELECT
+                any(unit) AS event_unit,
+                any(track_ms) AS event_ms,
+                any(event_index) AS event_number,
+                any(value) AS event_value
+            FROM
+            (
+                SELECT
+                    unit_id AS unit,
+                    cityHash64(event_id) AS event_hash,
+                    toUInt64(ts) * 1000 + ts_ms AS track_ms,
+                    indexOf(@events, event) AS event_index,
+                    value
+                FROM verdict.events
+                WHERE event IN @event_set
+                    AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
+            )
+            ALL INNER JOIN
+            (
+                SELECT unit_id AS unit, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
+                FROM verdict.exposures
+                WHERE experiment = @experiment
+                    AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
+                    AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms
+                GROUP BY unit
+            ) USING unit
+            WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
+            GROUP BY unit, event_hash
+        )
+        GROUP BY event_unit
+    ) USING unit
+)
+ARRAY JOIN @dimensions AS dimension, unit_segments AS segment_value
+GROUP BY unit_variant, dimension, segment_value
+SETTINGS join_use_nulls = 0`
+)
+
+// baselineReadout runs the previous SQL: the caps query (when capped), then
+// the statistics query, and returns its rows.
+func baselineReadout(ctx context.Context, b *testing.B, w *warehouse.Warehouse, start, asOf time.Time, capped bool) []baselineRow {
+	b.Helper()
+	ms := func(t time.Time) int64 { return t.UnixMilli() }
+	window := int64(7 * 24 * time.Hour / time.Millisecond)
+	params := map[string]any{
+		"experiment": "bench", "start_s": start.Unix(), "end_s": asOf.Unix(),
+		"start_ms": ms(start), "end_ms": ms(asOf), "events_end_s": asOf.Unix(),
+		"window_ms": window, "as_of_ms": ms(asOf),
+		"variants": clickhouse.GroupSet{Value: []any{"control", "treatment"}},
+	}
+	args := func(extra map[string]any) []any {
+		var out []any
+		for _, m := range []map[string]any{params, extra} {
+			for k, v := range m {
+				out = append(out, clickhouse.Named(k, v))
+			}
+		}
+		return out
+	}
+	stats := baselineStatsSQL
+	var statsArgs []any
+	if capped {
+		var cap float64
+		if err := w.Conn().QueryRow(ctx, baselineCapsSQL, args(map[string]any{
+			"events": []string{"purchase"}, "event_set": clickhouse.GroupSet{Value: []any{"purchase"}},
+			"dimensions": []string{""},
+		})...).Scan(&cap); err != nil {
+			b.Fatalf("baseline caps: %v", err)
+		}
+		statsArgs = args(map[string]any{"cap_2": cap})
+	} else {
+		stats = strings.Replace(stats, "least(sum_1, @cap_2)", "sum_1", 1)
+		statsArgs = args(nil)
+	}
+	events := []string{"purchase", "add_to_cart", "page_load", "click", "session_start"}
+	eventSet := make([]any, len(events))
+	for i, e := range events {
+		eventSet[i] = e
+	}
+	statsArgs = append(statsArgs,
+		clickhouse.Named("events", events), clickhouse.Named("event_set", clickhouse.GroupSet{Value: eventSet}),
+		clickhouse.Named("dimensions", []string{"", "country", "platform"}),
+		clickhouse.Named("dimension_1", "country"), clickhouse.Named("dimension_2", "platform"))
+	rows, err := w.Conn().Query(ctx, stats, statsArgs...)
+	if err != nil {
+		b.Fatalf("baseline statistics: %v", err)
+	}
+	defer rows.Close()
+	var out []baselineRow
+	for rows.Next() {
+		var r baselineRow
+		var sxx, sy, syy, sxy []float64
+		var first, through uint64
+		if err := rows.Scan(&r.variant, &r.dim, &r.value, &r.units, &r.sumX, &sxx, &sy, &syy, &sxy, &first, &through); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+type baselineRow struct {
+	variant, dim, value string
+	units               uint64
+	sumX                []float64
+}
+
+// sameAsBaseline reports the cells of st that differ from the baseline's
+// rows: units and the sum of x of every metric in every known variant.
+func sameAsBaseline(b *testing.B, st warehouse.ExperimentStats, metrics []config.Metric, rows []baselineRow) {
+	b.Helper()
+	checked := 0
+	for _, r := range rows {
+		if r.variant != "control" && r.variant != "treatment" {
+			continue
+		}
+		value := r.value
+		if r.dim != "" && value == "" {
+			value = warehouse.NoValue
+		}
+		for i, m := range metrics {
+			arm, ok := st.Cell(r.variant, m.Key, r.dim, value)
+			if !ok || arm.N != float64(r.units) || math.Abs(arm.Sum-r.sumX[i]) > 1e-9*math.Max(1, math.Abs(r.sumX[i])) {
+				b.Errorf("%s %s %s=%s: readout N %v sum %v, baseline N %d sum %v", r.variant, m.Key, r.dim, value, arm.N, arm.Sum, r.units, r.sumX[i])
+			}
+			checked++
+		}
+	}
+	if checked == 0 || checked != len(st.Cells) {
+		b.Errorf("compared %d cells with the baseline, the readout has %d", checked, len(st.Cells))
 	}
 }
 

@@ -180,14 +180,26 @@ type batch struct {
 	dead   []deadLetter
 }
 
+// reset empties b for reuse, dropping its references so that the messages
+// and event strings can be collected.
+func (b *batch) reset() {
+	clear(b.msgs)
+	clear(b.events)
+	clear(b.dead)
+	b.msgs, b.events, b.dead = b.msgs[:0], b.events[:0], b.dead[:0]
+}
+
 // Run fetches and inserts until ctx is cancelled, then inserts and
 // acknowledges the batch in hand before returning.
 func (in *Ingester) Run(ctx context.Context) error {
 	batches := make(chan *batch, 1)
+	// At most three batches exist (being fetched, queued, being inserted);
+	// they are reused, so a backlog costs no garbage beyond the messages.
+	free := make(chan *batch, 3)
 	g := new(errgroup.Group)
 	g.Go(func() error {
 		defer close(batches)
-		return in.fetchLoop(ctx, batches)
+		return in.fetchLoop(ctx, batches, free)
 	})
 	g.Go(func() error {
 		for b := range batches {
@@ -198,13 +210,18 @@ func (in *Ingester) Run(ctx context.Context) error {
 				}
 				return nil
 			}
+			b.reset()
+			select {
+			case free <- b:
+			default:
+			}
 		}
 		return nil
 	})
 	return g.Wait()
 }
 
-func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch) error {
+func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch, free chan *batch) error {
 	backoff := retry.NewBackoff(5 * time.Second)
 	for ctx.Err() == nil {
 		msgs, err := in.cons.Fetch(in.batch, jetstream.FetchMaxWait(in.wait))
@@ -215,14 +232,24 @@ func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch) error {
 			}
 			continue
 		}
-		b := &batch{msgs: make([]jetstream.Msg, 0, in.batch), events: make([]event.Event, 0, in.batch)}
+		var b *batch
+		select {
+		case b = <-free:
+		default:
+			b = &batch{msgs: make([]jetstream.Msg, 0, in.batch), events: make([]event.Event, 0, in.batch)}
+		}
+		now := in.now()
 		for msg := range msgs.Messages() {
-			in.decode(b, msg)
+			in.decode(b, msg, now)
 		}
 		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 			in.log.Warn("fetch batch", "err", err, "messages", len(b.msgs))
 		}
 		if len(b.msgs) == 0 {
+			select {
+			case free <- b:
+			default:
+			}
 			continue
 		}
 		backoff.Reset()
@@ -232,15 +259,20 @@ func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch) error {
 	return nil
 }
 
-func (in *Ingester) decode(b *batch, msg jetstream.Msg) {
+// decode decodes one message into b; now is the fetch's time, for the
+// accepted ts window.
+func (in *Ingester) decode(b *batch, msg jetstream.Msg, now time.Time) {
 	b.msgs = append(b.msgs, msg)
 	subject := msg.Subject()
-	typ := strings.TrimPrefix(subject, event.SubjectPrefix)
-	if typ != "exposure" && typ != "track" {
-		typ = "unknown"
+	switch subject {
+	case event.SubjectExposure:
+		in.metrics.receivedExposure.Inc()
+	case event.SubjectTrack:
+		in.metrics.receivedTrack.Inc()
+	default:
+		in.metrics.receivedUnknown.Inc()
 	}
-	in.metrics.received.WithLabelValues(typ).Inc()
-	ev, err := in.decoder.Decode(subject, msg.Data(), in.now())
+	ev, err := in.decoder.Decode(subject, msg.Data(), now)
 	var bad *event.Error
 	switch {
 	case err == nil:

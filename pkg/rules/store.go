@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"sort"
 
 	"github.com/verdictlabs/verdict/pkg/api"
+	"github.com/verdictlabs/verdict/pkg/page"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
@@ -74,4 +77,15 @@ func decode(doc []byte) (readout.Readout, error) {
 		return r, fmt.Errorf("decode stored readout: %w", err)
 	}
 	return r, nil
+}
+
+// Handle adds the readout API and the readout pages, both reading what the
+// rules service stored in wh, to mux.
+func Handle(mux *http.ServeMux, wh *warehouse.Warehouse, log *slog.Logger) {
+	readouts := Readouts{W: wh}
+	api.Register(mux, readouts, log)
+	pages := page.NewHandler(readouts, page.Options{Logger: log})
+	mux.Handle("GET /experiments", pages)
+	mux.Handle("GET /experiments/{key}", pages)
+	mux.Handle("GET /{$}", http.RedirectHandler("/experiments", http.StatusFound))
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,10 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/verdictlabs/verdict/pkg/api"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/notifier"
-	"github.com/verdictlabs/verdict/pkg/page"
 	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
@@ -99,12 +96,7 @@ func Run(ctx context.Context, cfg Config) error {
 	web.RegisterBuildInfo(reg)
 	checks := &web.Checks{}
 	mux := web.NewMux(reg, checks)
-	readouts := rules.Readouts{W: wh}
-	api.Register(mux, readouts, log)
-	pages := page.NewHandler(readouts, page.Options{Logger: log})
-	mux.Handle("GET /experiments", pages)
-	mux.Handle("GET /experiments/{key}", pages)
-	mux.Handle("GET /{$}", http.RedirectHandler("/experiments", http.StatusFound))
+	rules.Handle(mux, wh, log)
 
 	ic := cfg.Ingest
 	ic.NATSURL = cfg.NATSURL

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/verdictlabs/verdict/pkg/rules"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/web"
+)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	var cfg rules.Config
+	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.NATSURL, "nats-url", env("VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	fs.StringVar(&cfg.ClickHouse.Addr, "clickhouse-addr", env("VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (VERDICT_CLICKHOUSE_ADDR)")
+	fs.StringVar(&cfg.ClickHouse.Database, "clickhouse-db", env("VERDICT_CLICKHOUSE_DB", "verdict"), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
+	fs.StringVar(&cfg.ClickHouse.Username, "clickhouse-user", env("VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
+	cfg.ClickHouse.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout pages, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
+	interval := fs.String("interval", env("VERDICT_RULES_INTERVAL", "1m"), "how often readouts are recomputed (VERDICT_RULES_INTERVAL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if cfg.Interval, err = time.ParseDuration(*interval); err != nil || cfg.Interval < time.Second {
+		return fmt.Errorf("VERDICT_RULES_INTERVAL %q: want a duration of at least 1s, such as 1m", *interval)
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	web.RegisterBuildInfo(reg)
+	checks := &web.Checks{}
+	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
+	log.Info("starting rules", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL, "interval", cfg.Interval)
+
+	// The API and the pages read the readouts this service stores.
+	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+	mux := web.NewMux(reg, checks)
+	rules.Handle(mux, wh, log)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return rules.Run(gctx, cfg) })
+	g.Go(func() error { return web.Serve(gctx, *httpAddr, mux, log) })
+	return g.Wait()
+}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/stats"
 )
 
 // Reasons are written for a product manager: what happened, how sure we are
@@ -48,12 +49,27 @@ func told(m *metric) (eff, lo, hi float64) {
 	return r.AbsEffect, r.AbsCI.Lo, r.AbsCI.Hi
 }
 
-// quote formats one of told's numbers, signed.
+// quote formats one of told's numbers, signed. A proportion's absolute
+// numbers are differences of shares, told in percentage points: "+2.8
+// points", not "+0.028".
 func quote(m *metric, v float64) string {
-	if relative(m) {
+	switch {
+	case relative(m):
 		return readout.Percent(v)
+	case m.kind == stats.Proportion:
+		return points(v)
 	}
 	return num(v)
+}
+
+// points formats a difference of shares in percentage points: 0.028 →
+// "+2.8 points", 0.01 → "+1 point".
+func points(v float64) string {
+	n := strings.TrimSuffix(readout.Percent(v), "%")
+	if strings.TrimLeft(n, "+-") == "1" {
+		return n + " point"
+	}
+	return n + " points"
 }
 
 // effect formats m's effect, signed: "+4.2%".

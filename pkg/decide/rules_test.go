@@ -238,7 +238,7 @@ func TestReasonsAgreeWithDecision(t *testing.T) {
 	if r.Label != readout.Persevere {
 		t.Fatalf("label = %q, want persevere (the absolute interval excludes 0)", r.Label)
 	}
-	want := "Persevere: one-page raised purchase_conversion by 0.01 (95% interval +0.004 to +0.016)"
+	want := "Persevere: one-page raised purchase_conversion by 1 point (95% interval +0.4 points to +1.6 points)"
 	if !strings.HasPrefix(r.Summary, want) {
 		t.Errorf("summary = %q, want it to start %q", r.Summary, want)
 	}
@@ -256,6 +256,7 @@ func checkQuotes(t *testing.T, r readout.Readout) {
 			quoted[readout.Percent(rel[0])+" to "+readout.Percent(rel[1])] = true
 		}
 		quoted[num(ci[0])+" to "+num(ci[1])] = true
+		quoted[points(ci[0])+" to "+points(ci[1])] = true
 	}
 	for _, a := range r.Arms {
 		for _, m := range a.Metrics {
@@ -265,7 +266,7 @@ func checkQuotes(t *testing.T, r readout.Readout) {
 	for _, s := range r.Salvage {
 		add(s.CI, s.RelCI, s.Control.Mean)
 	}
-	re := regexp.MustCompile(`interval ([^ ]+ to [^;)]+)`)
+	re := regexp.MustCompile(`interval ([^ ]+(?: points?)? to [^;)]+)`)
 	texts := append([]string{r.Summary}, r.Reasons...)
 	for _, a := range r.Arms {
 		texts = append(texts, a.Reasons...)

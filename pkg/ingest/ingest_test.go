@@ -43,6 +43,20 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if dir := os.Getenv("VERDICT_NATS_CHILD_STORE"); dir != "" {
+		// BenchmarkIngest's nats-server, in a process of its own so that the
+		// benchmark's heap is ingest's alone.
+		s, err := stream.RunServer(stream.ServerConfig{URL: os.Getenv("VERDICT_NATS_URL"), StoreDir: dir})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		<-ctx.Done()
+		stop()
+		s.Shutdown()
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/ingest"
@@ -91,9 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer wh.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	web.RegisterBuildInfo(reg)
+	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	mux := web.NewMux(reg, checks)
 	rules.Handle(mux, wh, log)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -114,4 +115,14 @@ func Serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger
 		return err
 	}
 	return nil
+}
+
+// NewRegistry returns the registry a verdict process exposes on /metrics:
+// Go runtime and process collectors and verdict_build_info, ready for the
+// services' own metrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	RegisterBuildInfo(reg)
+	return reg
 }

@@ -3,7 +3,6 @@ module github.com/verdictlabs/verdict/services/ingest
 go 1.26.0
 
 require (
-	github.com/prometheus/client_golang v1.25.0
 	github.com/verdictlabs/verdict/pkg v0.0.0
 	golang.org/x/sync v0.25.0
 )
@@ -30,6 +29,7 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/paulmach/orb v0.14.0 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
+	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect

@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/notifier"
@@ -41,9 +39,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.OutboxDir = filepath.Join(*dataDir, "outbox")
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	web.RegisterBuildInfo(reg)
+	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
 	log.Info("starting notifier", "nats", cfg.NATSURL, "smtp", cfg.SMTP)

@@ -83,6 +83,14 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 	}
 
+	// Declare the streams once, before the services start together: each
+	// would otherwise race the others to create them.
+	conn, _, err := stream.Open(ctx, cfg.NATSURL, "verdict-up", stream.DefaultLimits, log)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+
 	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err

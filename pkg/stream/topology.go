@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -49,7 +50,29 @@ var DefaultLimits = Limits{
 // EnsureStreams creates VERDICT_EVENTS, VERDICT_DLQ and VERDICT_READOUTS, or updates them to
 // the given limits. It is safe to call at every start.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error {
-	cfgs := []jetstream.StreamConfig{
+	for _, cfg := range streamConfigs(l) {
+		if s, err := js.Stream(ctx, cfg.Name); err == nil {
+			have := s.CachedInfo().Config
+			// Replicas are the operator's: a stream scaled out with
+			// `nats stream edit --replicas 3` keeps them.
+			cfg.Replicas = have.Replicas
+			// Update only what differs: services start together under
+			// `verdict up`, and a stream update racing another service's
+			// consumer creation trips a data race inside nats-server 2.15.
+			if sameSettings(have, cfg) {
+				continue
+			}
+		}
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// streamConfigs are the streams verdict declares, with the given limits.
+func streamConfigs(l Limits) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
 		{
 			Name:        EventsStream,
 			Description: "experiment exposures and behaviour events",
@@ -80,20 +103,29 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 			Retention:   jetstream.LimitsPolicy,
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      l.ReadoutsMaxAge,
+			MaxBytes:    -1, // unlimited, as the server stores it
 			Duplicates:  l.Duplicates,
 		},
 	}
-	for _, cfg := range cfgs {
-		// Replicas are the operator's: a stream scaled out with
-		// `nats stream edit --replicas 3` keeps them.
-		if s, err := js.Stream(ctx, cfg.Name); err == nil {
-			cfg.Replicas = s.CachedInfo().Config.Replicas
-		}
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
+}
+
+// SameAsDeclared reports whether have is one of the streams EnsureStreams
+// declares with limits l, with every setting it manages as declared.
+func SameAsDeclared(have jetstream.StreamConfig, l Limits) bool {
+	for _, want := range streamConfigs(l) {
+		if want.Name == have.Name {
+			return sameSettings(have, want)
 		}
 	}
-	return nil
+	return false
+}
+
+// sameSettings reports whether have already carries every setting of want
+// that EnsureStreams manages.
+func sameSettings(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
+		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates
 }
 
 // KeepInProgress tells JetStream every third of ackWait that msgs are still

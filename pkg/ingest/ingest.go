@@ -298,6 +298,9 @@ func (in *Ingester) handle(ctx context.Context, b *batch) error {
 	}); err != nil {
 		return err
 	}
+	for _, d := range b.dead {
+		in.metrics.invalid.WithLabelValues(string(d.reason)).Inc()
+	}
 	start := time.Now()
 	var counts warehouse.Counts
 	if err := in.retry(wctx, "insert batch", in.metrics.insertErrors, func(ctx context.Context) (err error) {
@@ -312,9 +315,6 @@ func (in *Ingester) handle(ctx context.Context, b *batch) error {
 	now := in.now()
 	for i := range b.events {
 		in.metrics.lag.Observe(now.Sub(b.events[i].TS).Seconds())
-	}
-	for _, d := range b.dead {
-		in.metrics.invalid.WithLabelValues(string(d.reason)).Inc()
 	}
 	for _, msg := range b.msgs {
 		if err := msg.Ack(); err != nil {

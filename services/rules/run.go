@@ -26,10 +26,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs := flag.NewFlagSet("rules", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.NATSURL, "nats-url", env("VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
-	fs.StringVar(&cfg.ClickHouse.Addr, "clickhouse-addr", env("VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (VERDICT_CLICKHOUSE_ADDR)")
-	fs.StringVar(&cfg.ClickHouse.Database, "clickhouse-db", env("VERDICT_CLICKHOUSE_DB", "verdict"), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
-	fs.StringVar(&cfg.ClickHouse.Username, "clickhouse-user", env("VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
-	cfg.ClickHouse.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+	cfg.ClickHouse.RegisterFlags(fs, getenv)
 	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout pages, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	interval := fs.String("interval", env("VERDICT_RULES_INTERVAL", "1m"), "how often readouts are recomputed (VERDICT_RULES_INTERVAL)")
 	if err := fs.Parse(args); err != nil {

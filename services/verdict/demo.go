@@ -119,7 +119,7 @@ func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	wh, err := warehouse.Open(ctx, warehouse.Config{Addr: c.chAddr, Database: c.chDB, Username: c.chUser, Password: c.chPass})
+	wh, err := warehouse.Open(ctx, c.ch)
 	if err != nil {
 		return err
 	}

@@ -23,16 +23,13 @@ import (
 // upConfig is what `verdict up` and `verdict demo` are configured with; the
 // flags' defaults come from the environment.
 type upConfig struct {
-	natsURL   string // VERDICT_NATS_URL
-	chAddr    string // VERDICT_CLICKHOUSE_ADDR
-	chDB      string // VERDICT_CLICKHOUSE_DB
-	chUser    string // VERDICT_CLICKHOUSE_USER
-	chPass    string // VERDICT_CLICKHOUSE_PASSWORD
-	httpAddr  string // VERDICT_HTTP_ADDR
-	dataDir   string // VERDICT_DATA_DIR
-	logLevel  string // VERDICT_LOG_LEVEL
-	batch     string // VERDICT_INGEST_BATCH
-	batchWait string // VERDICT_INGEST_BATCH_WAIT
+	natsURL   string           // VERDICT_NATS_URL
+	ch        warehouse.Config // VERDICT_CLICKHOUSE_*
+	httpAddr  string           // VERDICT_HTTP_ADDR
+	dataDir   string           // VERDICT_DATA_DIR
+	logLevel  string           // VERDICT_LOG_LEVEL
+	batch     string           // VERDICT_INGEST_BATCH
+	batchWait string           // VERDICT_INGEST_BATCH_WAIT
 
 	rulesInterval string              // VERDICT_RULES_INTERVAL
 	smtp          notifier.SMTPConfig // VERDICT_SMTP_*
@@ -53,10 +50,7 @@ func envOr(getenv func(string) string, key, def string) string {
 
 func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.natsURL, "nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL; an embedded server is started there when none answers (VERDICT_NATS_URL)")
-	fs.StringVar(&c.chAddr, "clickhouse-addr", envOr(getenv, "VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port; a local server is started there when none answers (VERDICT_CLICKHOUSE_ADDR)")
-	fs.StringVar(&c.chDB, "clickhouse-db", envOr(getenv, "VERDICT_CLICKHOUSE_DB", "verdict"), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
-	fs.StringVar(&c.chUser, "clickhouse-user", envOr(getenv, "VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
-	c.chPass = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+	c.ch.RegisterFlags(fs, getenv) // up starts a local server at the address when none answers
 	fs.StringVar(&c.httpAddr, "http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout page, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./var"), "NATS store, local ClickHouse data, outbox (VERDICT_DATA_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error (VERDICT_LOG_LEVEL)")
@@ -84,7 +78,7 @@ func (c *upConfig) validate() error {
 			break
 		}
 	}
-	for name, addr := range map[string]string{"VERDICT_CLICKHOUSE_ADDR": c.chAddr, "VERDICT_HTTP_ADDR": c.httpAddr} {
+	for name, addr := range map[string]string{"VERDICT_CLICKHOUSE_ADDR": c.ch.Addr, "VERDICT_HTTP_ADDR": c.httpAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
 		}
@@ -110,16 +104,14 @@ func (c *upConfig) validate() error {
 
 func (c *upConfig) stack(log *slog.Logger) stack.Config {
 	return stack.Config{
-		NATSURL: c.natsURL,
-		ClickHouse: warehouse.Config{
-			Addr: c.chAddr, Database: c.chDB, Username: c.chUser, Password: c.chPass,
-		},
-		HTTPAddr: c.httpAddr,
-		DataDir:  c.dataDir,
-		Ingest:   ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
-		Rules:    rules.Config{Interval: c.rulesIntervalD},
-		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL},
-		Logger:   log,
+		NATSURL:    c.natsURL,
+		ClickHouse: c.ch,
+		HTTPAddr:   c.httpAddr,
+		DataDir:    c.dataDir,
+		Ingest:     ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
+		Rules:      rules.Config{Interval: c.rulesIntervalD},
+		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL},
+		Logger:     log,
 	}
 }
 
@@ -150,7 +142,7 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, _ io.
 	log := newLogger(stderr, c.logLevel)
 	sc := c.stack(log)
 	sc.OnReady = func() {
-		log.Info("verdict is up", "http", "http://"+c.httpAddr, "nats", c.natsURL, "clickhouse", c.chAddr)
+		log.Info("verdict is up", "http", "http://"+c.httpAddr, "nats", c.natsURL, "clickhouse", c.ch.Addr)
 	}
 	return stack.Run(ctx, sc)
 }

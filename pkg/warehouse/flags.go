@@ -1,0 +1,21 @@
+package warehouse
+
+import "flag"
+
+// RegisterFlags adds the ClickHouse flags to fs, their defaults taken from
+// the environment: -clickhouse-addr (VERDICT_CLICKHOUSE_ADDR, default
+// 127.0.0.1:9000), -clickhouse-db (VERDICT_CLICKHOUSE_DB, verdict) and
+// -clickhouse-user (VERDICT_CLICKHOUSE_USER, default). The password comes
+// from VERDICT_CLICKHOUSE_PASSWORD only: a flag would show it in ps.
+func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
+	env := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&c.Addr, "clickhouse-addr", env("VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (VERDICT_CLICKHOUSE_ADDR)")
+	fs.StringVar(&c.Database, "clickhouse-db", env("VERDICT_CLICKHOUSE_DB", DefaultDatabase), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
+	fs.StringVar(&c.Username, "clickhouse-user", env("VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
+	c.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+}

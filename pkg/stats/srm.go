@@ -97,3 +97,54 @@ func sum(xs []float64) float64 {
 	}
 	return s
 }
+
+// DefaultSRMConcentration is the concentration of the Dirichlet alternative
+// in SequentialSRM, as in Optimizely's ssrm and GrowthBook: large enough
+// that the test waits for a real imbalance rather than noise.
+const DefaultSRMConcentration = 10000
+
+// SequentialSRM returns the always-valid p-value of the sequential sample
+// ratio mismatch test of Lindon & Malek (2022), "Anytime-Valid Inference for
+// Multinomial Count Data", from the cumulative units per variant: the Bayes
+// factor of a Dirichlet-multinomial alternative — Dirichlet mean the
+// normalised weights p, concentration c, so α_i = c·p_i — against the
+// multinomial null with probabilities p, and p = min(1, 1/BF). With
+// n = Σ x_i and the multinomial coefficient cancelling,
+//
+//	ln BF = lnΓ(c) − lnΓ(c + n) + Σ [lnΓ(α_i + x_i) − lnΓ(α_i)] − Σ x_i ln p_i.
+//
+// The Bayes factor is a martingale under the null, so by Ville's inequality
+// the chance that it ever exceeds 1/α — that the p-value ever falls below α
+// at any of any number of looks — is at most α: unlike the chi-square test
+// repeated at every readout, it can be checked continuously. Variants of
+// weight 0 are left out, as in SRM.
+func SequentialSRM(observed, weights []float64, concentration float64) (float64, error) {
+	obs, w, err := srmArms(observed, weights)
+	if err != nil {
+		return 0, err
+	}
+	if !(concentration > 0) || math.IsInf(concentration, 0) {
+		return 0, fmt.Errorf("%w: concentration %g, want a finite number > 0", ErrInvalid, concentration)
+	}
+	wsum := sum(w)
+	var n, lnBF float64
+	for i := range obs {
+		p := w[i] / wsum
+		a := concentration * p
+		n += obs[i]
+		lnBF += lgamma(a+obs[i]) - lgamma(a) - obs[i]*math.Log(p)
+	}
+	lnBF += lgamma(concentration) - lgamma(concentration+n)
+	if math.IsNaN(lnBF) {
+		return 0, fmt.Errorf("%w: the Bayes factor is not a number", ErrInvalid)
+	}
+	if lnBF <= 0 {
+		return 1, nil
+	}
+	return math.Exp(-lnBF), nil
+}
+
+func lgamma(x float64) float64 {
+	v, _ := math.Lgamma(x)
+	return v
+}

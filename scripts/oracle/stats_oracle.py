@@ -7,6 +7,10 @@ Writes golden files of inputs and expected outputs into pkg/stats/testdata/:
                 alphas and tuning sizes, in the wire format of `verdict stats`
                 ("in" is an input line, "want" its output line)
   srm.json      sample ratio mismatch, 2 to 5 arms, weights of 0 included
+  srm_sequential.json
+                the sequential SRM test of Lindon & Malek (2022): Dirichlet-
+                multinomial Bayes factor, p = min(1, 1/BF), from
+                scipy.special.loggamma
   adjust.json   Holm and Benjamini-Hochberg adjusted p-values
   power.json    sample size per arm and power reached, fixed and sequential
   dist.json     spot values of the distributions underneath
@@ -330,6 +334,58 @@ def srm_cases(rng):
     return cases
 
 
+def sequential_srm_cases(rng):
+    """Lindon & Malek (2022), as in Optimizely's ssrm: the Bayes factor of a
+    Dirichlet-multinomial (mean = the normalised weights p, concentration c)
+    against the multinomial null p, on cumulative counts; p = min(1, 1/BF).
+    The log Bayes factor is written twice, once as the difference of the two
+    log pmfs (scipy.stats.multinomial.logpmf for the null) and once in closed
+    form with scipy.special.loggamma, and the two must agree."""
+    from scipy.special import loggamma
+
+    def log_bf(x, p, c):
+        a = c * p
+        n = x.sum()
+        if n == 0:  # no units: both likelihoods are 1 (multinomial.logpmf gives nan)
+            return 0.0
+        dm = (float(loggamma(a.sum())) + float(loggamma(n + 1)) - float(loggamma(n + a.sum()))
+              + float(np.sum(loggamma(x + a) - loggamma(a) - loggamma(x + 1))))
+        return dm - float(st.multinomial.logpmf(x, int(n), p))
+
+    def log_bf_closed(x, p, c):
+        a = c * p
+        return float(loggamma(c) - loggamma(c + x.sum()) + np.sum(loggamma(a + x) - loggamma(a)) - np.sum(x * np.log(p)))
+
+    weight_sets = [[0.5, 0.5], [1, 1], [0.1, 0.9], [1, 2], [1, 1, 1], [0.2, 0.3, 0.5],
+                   [0.25, 0.25, 0.25, 0.25], [0.2, 0.2, 0.2, 0.2, 0.2], [0.5, 0.5, 0], [0.3, 0, 0.3, 0.4]]
+    cases = []
+    for i in range(80):
+        w = [float(x) for x in weight_sets[i % len(weight_sets)]]
+        if i >= 3 * len(weight_sets):
+            k = int(rng.integers(2, 6))
+            w = [float(x) for x in rng.dirichlet(np.ones(k))]
+        c = [10000.0, 10000.0, 1000.0, 100000.0][i % 4]
+        total = int(rng.choice([0, 5, 100, 2000, 25000, 400000, 3_000_000]))
+        wa = np.array(w) / sum(w)
+        if rng.random() < 0.4:  # a real mismatch
+            wa = wa * rng.uniform(0.95, 1.05, len(wa))
+            wa = wa / wa.sum()
+        obs = [int(x) for x in rng.multinomial(total, wa)]
+        obs = [o if w[j] > 0 else int(rng.integers(0, 3)) for j, o in enumerate(obs)]
+        kept = [(o, x) for o, x in zip(obs, w) if x > 0]
+        x = np.array([o for o, _ in kept], dtype=float)
+        p = np.array([v for _, v in kept], dtype=float)
+        p = p / p.sum()
+        lbf = log_bf(x, p, c)
+        check(abs(lbf - log_bf_closed(x, p, c)) <= 1e-7 * max(1.0, abs(lbf)),
+              "the two forms of the log Bayes factor disagree")
+        pv = min(1.0, math.exp(-lbf)) if lbf > -700 else 1.0
+        cases.append({"in": {"kind": "srm", "sequential": True, "concentration": c, "observed": obs, "weights": w},
+                      "want": {"p_value": pv},
+                      "detail": {"log_bayes_factor": lbf}})
+    return cases
+
+
 # --- multiple comparisons ------------------------------------------------------
 
 def adjust_cases(rng):
@@ -448,6 +504,9 @@ def main():
                        "(statsmodels NormalIndPower.power for fixed horizon)", power_cases(rng)),
         "dist.json": ("scipy.stats t (two-sided tail, polished two-sided quantile), chi2.sf, norm.isf",
                       dist_cases()),
+        "srm_sequential.json": ("sequential SRM (Lindon & Malek 2022): Dirichlet-multinomial Bayes factor "
+                                "from scipy.special.loggamma, checked against scipy.stats.multinomial.logpmf; "
+                                "p = min(1, 1/BF)", sequential_srm_cases(np.random.default_rng(SEED + 1))),
     }
     for name, (what, cases) in files.items():
         write(os.path.join(args.out, name), header(what), cases)

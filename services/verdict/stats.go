@@ -23,12 +23,15 @@ const maxStatsLine = 1 << 20
 //
 //	in:  {"kind": "mean"|"count"|"proportion"|"ratio", "alpha": 0.05, "sequential": true, "tuning": 5000,
 //	      "control": ARM, "treatment": ARM}   ARM = {"n", "sum", "sum_squares", ["den_sum", "den_sum_squares", "sum_products"]}
-//	     {"kind": "srm", "observed": [...], "weights": [...]}
+//	     {"kind": "srm", "observed": [...], "weights": [...], "sequential": false, "concentration": 10000}
 //	out: {"abs_effect", "abs_ci": [lo, hi], "rel_effect", "rel_ci": [lo, hi], "p_value", "significant"}
 //	     {"p_value"} for srm
 //
 // Absent options take the defaults: alpha 0.05, sequential true, tuning
-// 5000; absent srm weights mean equal weights. Unknown fields are ignored.
+// 5000; absent srm weights mean equal weights. An srm line is Pearson's
+// chi-square test unless "sequential" is true: then it is the always-valid
+// sequential test of Lindon & Malek (2022), with "concentration" 10000 by
+// default (stats.SequentialSRM). Unknown fields are ignored.
 // When the control mean is 0 the relative effect is undefined: rel_effect and
 // rel_ci are null and a "warning" says why. An SRM with an arm under 8 units
 // still gets its p_value, with a "not enough traffic" warning. A line that
@@ -130,6 +133,8 @@ type statsRequest struct {
 	Treatment  *statsArm `json:"treatment"`
 	Observed   []float64 `json:"observed"`
 	Weights    []float64 `json:"weights"`
+	// Concentration is the sequential SRM test's Dirichlet concentration.
+	Concentration *float64 `json:"concentration"`
 }
 
 // srmKind is the "kind" of a sample-ratio-mismatch line.
@@ -150,14 +155,25 @@ func statsLine(lineNo int, line []byte) []byte {
 				weights[i] = 1
 			}
 		}
-		p, err := stats.SRM(req.Observed, weights)
+		sequential := req.Sequential != nil && *req.Sequential
+		var p float64
+		if sequential {
+			c := float64(stats.DefaultSRMConcentration)
+			if req.Concentration != nil {
+				c = *req.Concentration
+			}
+			p, err = stats.SequentialSRM(req.Observed, weights, c)
+		} else {
+			p, err = stats.SRM(req.Observed, weights)
+		}
 		if err != nil {
 			return errorLine(lineNo, err)
 		}
 		var b []byte
 		b = append(b, `{"p_value":`...)
 		b = appendFloat(b, p)
-		if !stats.SRMEnoughTraffic(req.Observed, weights) {
+		// The sequential test is valid at any number of units.
+		if !sequential && !stats.SRMEnoughTraffic(req.Observed, weights) {
 			b = append(b, `,"warning":"not enough traffic: an arm has fewer than 8 units, so this p-value is not a test yet"`...)
 		}
 		return append(b, "}\n"...)

@@ -62,6 +62,7 @@ func runStatsOn(t *testing.T, input string) []string {
 // compares every output field with the oracle's to 1e-9 relative.
 func TestStatsAgainstOracle(t *testing.T) {
 	cases := append(readGoldenLines(t, "compare.json"), readGoldenLines(t, "srm.json")...)
+	cases = append(cases, readGoldenLines(t, "srm_sequential.json")...)
 	var in bytes.Buffer
 	for _, c := range cases {
 		if err := json.Compact(&in, c.In); err != nil {
@@ -91,7 +92,14 @@ func TestStatsAgainstOracle(t *testing.T) {
 				t.Errorf("line %d (%s): field %q missing from %s", i+1, c.In, key, lines[i])
 				continue
 			}
-			if err := sameJSON(g, want, scale[key]); err != nil {
+			// The sequential SRM's ln BF is a difference of log-gammas of
+			// the size of n·ln n, so its p carries their rounding: a few
+			// 1e-9 at millions of units (DESIGN asks for 1e-6).
+			tol := 1e-9
+			if bytes.Contains(c.In, []byte(`"concentration"`)) {
+				tol = 1e-7
+			}
+			if err := sameJSONTol(g, want, scale[key], tol); err != nil {
 				t.Errorf("line %d (%s): %s = %s, want %s (%v)", i+1, c.In, key, g, want, err)
 			}
 		}
@@ -109,6 +117,11 @@ func TestStatsAgainstOracle(t *testing.T) {
 // sameJSON compares two JSON values: null, booleans and arrays exactly in
 // shape, numbers to 1e-9 relative to the larger of |want| and scale.
 func sameJSON(got, want json.RawMessage, scale float64) error {
+	return sameJSONTol(got, want, scale, 1e-9)
+}
+
+// sameJSONTol is sameJSON to a relative tolerance of tol.
+func sameJSONTol(got, want json.RawMessage, scale, tol float64) error {
 	var g, w any
 	if err := json.Unmarshal(got, &g); err != nil {
 		return err
@@ -122,7 +135,7 @@ func sameJSON(got, want json.RawMessage, scale float64) error {
 		if !ok {
 			return fmt.Errorf("not a number")
 		}
-		if g != w && math.Abs(g-w) > 1e-9*math.Max(math.Abs(w), scale) {
+		if g != w && math.Abs(g-w) > tol*math.Max(math.Abs(w), scale) {
 			return fmt.Errorf("relative error %.2g", math.Abs(g-w)/math.Max(math.Abs(w), scale))
 		}
 		return nil
@@ -134,7 +147,7 @@ func sameJSON(got, want json.RawMessage, scale float64) error {
 		for i := range w {
 			gi, _ := json.Marshal(ga[i])
 			wi, _ := json.Marshal(w[i])
-			if err := sameJSON(gi, wi, scale); err != nil {
+			if err := sameJSONTol(gi, wi, scale, tol); err != nil {
 				return fmt.Errorf("[%d]: %w", i, err)
 			}
 		}

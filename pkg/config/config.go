@@ -76,7 +76,8 @@ type Guardrail struct {
 }
 
 // Experiment is one experiment's definition. Parse fills in Alpha 0.05,
-// Power 0.8, Sequential true, Tuning 5000 and AttributionWindow 7d when a
+// Power 0.8, Sequential true, Tuning 5000, MinUnits 100 and
+// AttributionWindow 7d when a
 // file leaves them out, and even weights when no variant has one. Times
 // are kept in UTC.
 type Experiment struct {
@@ -96,6 +97,10 @@ type Experiment struct {
 	Power      float64 `json:"power"`            // default 0.8
 	Sequential bool    `json:"sequential"`       // default true
 	Tuning     float64 `json:"tuning,omitempty"` // confidence-sequence N*, default 5000
+	// MinUnits is the fewest units every variant needs before the
+	// experiment can get a label (default 100): below it, it is collecting.
+	// 0 means the default.
+	MinUnits int64 `json:"min_units,omitempty"`
 
 	AttributionWindow Duration   `json:"attribution_window"` // default 7d
 	Start             time.Time  `json:"start"`

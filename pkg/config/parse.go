@@ -28,6 +28,7 @@ const (
 	DefaultPower             = 0.8
 	DefaultSequential        = true
 	DefaultTuning            = 5000
+	DefaultMinUnits          = 100
 	DefaultAttributionWindow = Duration(7 * 24 * time.Hour)
 )
 
@@ -316,6 +317,13 @@ func (d *decoder) decode(n ast.Node, path string, v reflect.Value) {
 			return
 		}
 		v.SetFloat(x)
+	case v.Kind() == reflect.Int64:
+		x, ok := number(n)
+		if !ok || x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			d.wrongType(n, pos, path, "a whole number")
+			return
+		}
+		v.SetInt(int64(x))
 	case v.Kind() == reflect.Bool:
 		b, ok := n.(*ast.BoolNode)
 		if !ok {
@@ -645,6 +653,13 @@ func (d *decoder) defaults() {
 		}
 		if !f.has(p + ".attribution_window") {
 			e.AttributionWindow = DefaultAttributionWindow
+		}
+		// 0 in a Go value (and in definitions stored before min_units
+		// existed) means the default; in a file it is a mistake.
+		if !f.has(p + ".min_units") {
+			e.MinUnits = DefaultMinUnits
+		} else if e.MinUnits == 0 {
+			d.problem(f.Pos(p+".min_units"), p+".min_units", "min_units 0 must be at least 2: the fewest units each variant needs before the experiment gets a label; 100 by default")
 		}
 		// No weight at all is an even split; some weights but not all is
 		// left for Validate to point at.

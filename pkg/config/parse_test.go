@@ -63,6 +63,7 @@ func minimalDefs() Definitions {
 			Power:             0.8,
 			Sequential:        true,
 			Tuning:            5000,
+			MinUnits:          100,
 			AttributionWindow: Duration(7 * 24 * time.Hour),
 			Start:             date("2026-11-01T00:00:00Z"),
 		}},

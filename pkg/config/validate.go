@@ -384,6 +384,9 @@ func (v *validator) experiment(e experimentDef) {
 	if !(e.Tuning > 0) || math.IsInf(e.Tuning, 0) {
 		v.add(at, ".tuning", "tuning %v must be a number of units above 0: the sample size at which the confidence sequence is tightest; 5000 by default", e.Tuning)
 	}
+	if e.MinUnits < 2 && e.MinUnits != 0 { // 0: the default
+		v.add(at, ".min_units", "min_units %d must be at least 2: the fewest units each variant needs before the experiment gets a label; 100 by default", e.MinUnits)
+	}
 	if e.AttributionWindow <= 0 {
 		v.add(at, ".attribution_window", "attribution_window must be longer than 0: e.g. 7d")
 	}

@@ -90,9 +90,12 @@ var ErrBadDefinition = errors.New("bad experiment or metric definition")
 //     aggregate of its own event. Units without events count, with 0.
 //   - A metric with a cap is winsorised: per-unit values (a ratio's
 //     numerators) above the cap are set to the cap, which is
-//     quantileExact(percentile) of the values of all included units of the
-//     experiment, arms pooled: the value at 0-based position
-//     ⌊percentile · n⌋ of the n values sorted, without interpolation.
+//     quantileExact(percentile) of the non-zero values of the included
+//     units of the experiment, arms pooled: the value at 0-based position
+//     ⌊percentile · n⌋ of the n non-zero values sorted, without
+//     interpolation. Units at 0 are left out of the quantile (and keep 0),
+//     so that a sparse metric is not capped to 0; with no non-zero value
+//     there is nothing to cap.
 //
 // It runs one query, or two when a metric has a cap (the caps first).
 func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (ExperimentStats, error) {
@@ -517,7 +520,11 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			// A level of quantileExact must be a literal: it is a float64
 			// checked to be in (0, 1), formatted here, never text from a file.
 			level := strconv.FormatFloat(m.Cap.Percentile, 'g', -1, 64)
-			quantiles = append(quantiles, fmt.Sprintf("quantileExact(%s)(xs[%d])", level, j+1))
+			// Over the units with a non-zero value, as GrowthBook's
+			// "ignore zeros": a sparse metric (revenue, when few buy) has
+			// a 99th percentile of 0 over all units, which would cap every
+			// purchase to nothing.
+			quantiles = append(quantiles, fmt.Sprintf("quantileExactIf(%s)(xs[%d], xs[%d] != 0)", level, j+1, j+1))
 			m.Cap = nil
 			capped = append(capped, m)
 		}

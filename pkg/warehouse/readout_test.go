@@ -309,14 +309,18 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 	for _, m := range metrics {
 		capAt := math.Inf(1)
 		if m.Cap != nil && m.Kind != stats.Proportion && len(included) > 0 {
-			// quantileExact: the value at 0-based position ⌊p·n⌋ of the sorted values.
+			// quantileExact: the value at 0-based position ⌊p·n⌋ of the
+			// sorted non-zero values; none, no cap.
 			var xs []float64
 			for _, u := range included {
-				x, _ := xy(u, m)
-				xs = append(xs, x)
+				if x, _ := xy(u, m); x != 0 {
+					xs = append(xs, x)
+				}
 			}
 			sort.Float64s(xs)
-			capAt = xs[min(int(m.Cap.Percentile*float64(len(xs))), len(xs)-1)]
+			if len(xs) > 0 {
+				capAt = xs[min(int(m.Cap.Percentile*float64(len(xs))), len(xs)-1)]
+			}
 		}
 		for _, v := range exp.Variants {
 			arms[key{v.Key, m.Key, "", ""}] = &stats.Arm{}
@@ -446,5 +450,50 @@ func TestExperimentStatsBadDefinitions(t *testing.T) {
 		if _, err := w.ExperimentStats(context.Background(), tt.exp, tt.metrics, t0.Add(day)); !errors.Is(err, warehouse.ErrBadDefinition) {
 			t.Errorf("%s: ExperimentStats = %v, want ErrBadDefinition", tt.name, err)
 		}
+	}
+}
+
+// TestCapIgnoresZeros: a sparse metric's cap is a percentile of the
+// non-zero values only. Over all 400 units the 80th percentile of revenue
+// is 0 and would cap every purchase to nothing; over the 6 purchasers it
+// is 80, so only the 1000 outlier is capped.
+func TestCapIgnoresZeros(t *testing.T) {
+	w, _ := warehousetest.Start(t)
+	ctx := context.Background()
+	exp := config.Experiment{
+		Key:               "sparse",
+		Variants:          []config.Variant{{Key: "a", Weight: 0.5}, {Key: "b", Weight: 0.5}},
+		Control:           "a",
+		AttributionWindow: config.Duration(day),
+		Start:             t0,
+	}
+	revenue := config.Metric{Key: "revenue", Kind: stats.Mean, Event: "purchase", Aggregate: config.Sum, Cap: &config.Cap{Percentile: 0.8}}
+	values := []float64{5, 10, 20, 40, 80, 1000}
+	var evs []event.Event
+	for u := range 400 {
+		unit := fmt.Sprintf("u-%03d", u)
+		evs = append(evs, event.Event{Type: event.Exposure, ID: "x-" + unit, TS: t0.Add(time.Minute), Unit: unit, Experiment: "sparse", Variant: []string{"a", "b"}[u%2]})
+		if u < len(values) {
+			evs = append(evs, event.Event{Type: event.Track, ID: "p-" + unit, TS: t0.Add(time.Hour), Unit: unit, Name: "purchase", Value: values[u]})
+		}
+	}
+	if _, err := w.Insert(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	asOf := t0.Add(2 * day)
+	got, err := w.ExperimentStats(ctx, exp, []config.Metric{revenue}, asOf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, v := range []string{"a", "b"} {
+		arm, _ := got.Cell(v, "revenue", "", "")
+		sum += arm.Sum
+	}
+	if want := 5.0 + 10 + 20 + 40 + 80 + 80; sum != want {
+		t.Errorf("capped revenue summed over both arms = %v, want %v (1000 capped at 80, the 80th percentile of the non-zero values)", sum, want)
+	}
+	if diff := cmp.Diff(expectStats(exp, []config.Metric{revenue}, asOf, evs), got, cmpopts.EquateApprox(1e-9, 1e-9), cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("ExperimentStats (-want +got):\n%s", diff)
 	}
 }

@@ -18,8 +18,9 @@ import (
 	"github.com/verdictlabs/verdict/pkg/readout"
 )
 
-// ErrNotFound is what a Source returns for an experiment without readouts.
-var ErrNotFound = errors.New("no readout")
+// ErrNotFound is what a Source returns for an experiment without readouts:
+// readout.ErrNotFound, which the pages answer 404 to as well.
+var ErrNotFound = readout.ErrNotFound
 
 // Source is where readouts are read from.
 type Source interface {

@@ -41,7 +41,11 @@ type Source interface {
 // it has no readout of; the page answers 404. An error with a method
 // NotFound() bool that returns true counts as well, so a Source need not
 // import this package.
-var ErrNotFound = errors.New("experiment not found")
+//
+// It is readout.ErrNotFound, so that one Source serves the API and the
+// pages: before they shared it, the page answered 500 to what the API
+// answered 404.
+var ErrNotFound = readout.ErrNotFound
 
 // Options adjust the handler.
 type Options struct {

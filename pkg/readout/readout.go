@@ -2,9 +2,15 @@ package readout
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 )
+
+// ErrNotFound is the one error, wrapped or not, that every reader of
+// readouts returns for an experiment without any (api.ErrNotFound and
+// page.ErrNotFound are this same value): the API and the page answer 404.
+var ErrNotFound = errors.New("no readout for this experiment")
 
 // Status says whether an experiment has a verdict.
 type Status string
@@ -115,8 +121,27 @@ type Readout struct {
 	ComputedAt  time.Time `json:"computed_at"`
 	DataThrough time.Time `json:"data_through"` // events up to this time are counted
 
-	Status  Status   `json:"status"`
-	Label   Label    `json:"label"`   // NoLabel unless Status is Decided
+	Status Status `json:"status"`
+	Label  Label  `json:"label"` // NoLabel unless Status is Decided
+
+	// The decision lifecycle (DESIGN.md "Decision lifecycle"). A look
+	// computes a candidate; it becomes Status and Label only once it has
+	// held on every look for the decision hold with ingest caught up, and
+	// is then latched: it changes only to invalid, or on reversed evidence
+	// that has itself held.
+	//
+	// Provisional marks a readout computed while ingest had a backlog
+	// (Health.Backlog): it is published, but cannot start or change a
+	// decision. Candidate and CandidateStatus are what this look alone
+	// says; CandidateSince is when the looks began to agree on it (nil on a
+	// provisional look with a new candidate). DecidedAt is when the current
+	// Status (decided or invalid) was reached; nil while collecting.
+	Provisional     bool       `json:"provisional"`
+	Candidate       Label      `json:"candidate"`
+	CandidateStatus Status     `json:"candidate_status,omitempty"`
+	CandidateSince  *time.Time `json:"candidate_since"`
+	DecidedAt       *time.Time `json:"decided_at"`
+
 	Summary string   `json:"summary"` // one plain sentence
 	Reasons []string `json:"reasons"` // what happened, how sure, what to do next
 
@@ -129,8 +154,9 @@ type Readout struct {
 // Health is whether the data can be trusted.
 type Health struct {
 	SRM SRMStatus `json:"srm"`
-	// SRMPValue is the p-value of the chi-square test of units per variant
-	// against the weights; nil (null) when SRM is not_enough_traffic.
+	// SRMPValue is the always-valid p-value of the sequential SRM test
+	// (Lindon & Malek 2022) of units per variant against the weights; nil
+	// (null) when SRM is not_enough_traffic.
 	SRMPValue *float64 `json:"srm_p_value"`
 	// Counts lists every variant of the definition, in its order.
 	Counts []VariantCount `json:"counts"`
@@ -139,6 +165,14 @@ type Health struct {
 	// of all exposed units, them included.
 	MultipleExposureCount int64   `json:"multiple_exposure_count"`
 	MultipleExposureRate  float64 `json:"multiple_exposure_rate"`
+	// Backlog is the number of events the ingest consumer had not yet
+	// delivered when the readout was computed: above 0, the readout is
+	// provisional.
+	Backlog int64 `json:"backlog"`
+	// UnknownVariantUnits is the number of units exposed to a variant the
+	// definition does not list (left out of every number); above 1% of
+	// exposed units the experiment is invalid.
+	UnknownVariantUnits int64 `json:"unknown_variant_units"`
 }
 
 // VariantCount is one variant's units against its planned share.

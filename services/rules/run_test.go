@@ -91,8 +91,12 @@ func TestRun(t *testing.T) {
 	if code, body := get("/experiments/dark-mode"); code != http.StatusOK || !strings.Contains(body, "Dark mode") {
 		t.Errorf("GET /experiments/dark-mode = %d, want 200 with the experiment's name", code)
 	}
-	if code, _ := get("/v1/experiments/no-such/readout"); code != http.StatusNotFound {
-		t.Errorf("GET /v1/experiments/no-such/readout = %d, want 404", code)
+	// Unknown experiments, through the real wiring: rules.Handle over the
+	// ClickHouse readouts.
+	for _, path := range []string{"/v1/experiments/no-such/readout", "/experiments/no-such"} {
+		if code, body := get(path); code != http.StatusNotFound {
+			t.Errorf("GET %s = %d %s, want 404", path, code, body)
+		}
 	}
 	if _, body := get("/metrics"); !strings.Contains(body, `verdict_readouts_total{label="none"}`) {
 		t.Errorf("/metrics lacks verdict_readouts_total{label=\"none\"}")

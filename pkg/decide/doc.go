@@ -32,15 +32,27 @@
 // The rules are applied to each treatment arm in this order; the first that
 // applies labels it:
 //
-//  1. Invalid (experiment-wide): the SRM p-value (chi-square of units per
-//     variant against the weights, once every variant of weight > 0 has 8
-//     units) is below 0.001, or more than 1% of exposed units saw more than
-//     one variant (MultiExposed / (MultiExposed + Σ Units) > 0.01). Status
-//     invalid, no label on the experiment or any arm.
+//  1. Invalid (experiment-wide): the SRM p-value (the sequential test of
+//     Lindon & Malek, stats.SequentialSRM, of units per variant against the
+//     weights, once every variant of weight > 0 has 8 units) is below
+//     0.001, or more than 1% of exposed units saw more than one variant
+//     (MultiExposed / (MultiExposed + UnknownVariant + Σ Units) > 0.01), or
+//     more than 1% were exposed to a variant the definition does not list
+//     (UnknownVariant over the same total). Status invalid, no label on the
+//     experiment or any arm.
+//
+//     No decision without data: otherwise, while a variant of weight > 0
+//     has fewer than min_units units (default 100), or a primary metric has
+//     no result in a treatment arm of weight > 0 (no events, no variance, a
+//     failed comparison), every arm is collecting (rule 6) and the reasons
+//     name what is missing.
+//
 //  2. A guardrail is beyond its margin: pivot.
+//
 //  3. Every primary metric is better and every guardrail non-inferior:
 //     persevere. An unavailable guardrail (no result) is not non-inferior;
 //     an experiment without primary metrics never perseveres.
+//
 //  4. The primary is established not to be a win, and something is worth
 //     keeping: salvage. Established not to be a win: the primaries are not
 //     all better, and either rule 5's stopping condition holds for the arm
@@ -60,6 +72,7 @@
 //     the good direction (the arm's guardrails are not harmed, else rule 2).
 //     The winners are the readout's salvage list; the reasons name the
 //     stopping condition that held.
+//
 //  5. Otherwise, pivot once any of these holds for the arm (the stopping
 //     condition, also used by rule 4):
 //     - planned sample: the control and the arm each have at least the
@@ -71,12 +84,17 @@
 //     - futility: a primary metric that is not better has its whole CI short
 //     of the MDE in the good direction: hi < MDE·|c| (for decrease
 //     lo > −MDE·|c|). The effect the test was designed to detect is ruled
-//     out. With no MDE this is "significantly worse".
+//     out. With no MDE this is "significantly worse". Futility waits while
+//     a segment or secondary result of the arm is significant in the good
+//     direction before Holm's correction but not after it, unless the
+//     primary is significantly worse: a pivot is final once decided, and
+//     could not become the salvage more data may show.
 //     The reasons say what the data rules out: effects beyond the edge of
 //     the interval in the good direction, as the readout's rel_ci quotes it
 //     ("lifts above +0.8% in purchase_conversion are ruled out"). A primary
 //     win whose guardrails never proved non-inferior also ends here: do not
 //     ship it.
+//
 //  6. Otherwise: collecting, no label; the readout's progress has the units,
 //     target, fraction, power reached and the expected decision date (when
 //     the target is reached at the traffic since the start, or the end date
@@ -91,6 +109,13 @@
 // expected to win, not on an early secondary or segment result. Decisions before the planned sample are safe with
 // sequential analysis (the default); for a fixed-horizon experiment the
 // reasons warn that an early result may change.
+//
+// # Decisions that hold
+//
+// Verdict labels one look. Latch turns looks into decisions: a look's
+// label is its candidate, which becomes the experiment's label only after
+// it has held on every look for the decision hold with ingest caught up
+// (provisional looks do not count), and is then latched; see Latch.
 //
 // # Numbers in the reasons
 //

@@ -50,6 +50,9 @@ type Input struct {
 	// MultiExposed counts the units exposed to more than one variant (left
 	// out of Units and of every comparison).
 	MultiExposed int64
+	// UnknownVariant counts the units exposed to one variant that the
+	// definition does not list (left out of Units and of every comparison).
+	UnknownVariant int64
 
 	// Arms has one entry per treatment variant (not the control), in the
 	// order the readout should list them.

@@ -1,9 +1,11 @@
 package decide
 
 import (
+	"fmt"
 	"math"
 	"time"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
 )
@@ -41,9 +43,13 @@ func (x *experiment) health() {
 		x.counts = append(x.counts, c)
 	}
 
+	// The sequential test, valid however often readouts look (a chi-square
+	// test repeated at every readout flags a healthy experiment at some look
+	// far more often than its 0.001); the 8 units per arm only keep the
+	// readout from showing a test that cannot say anything yet.
 	x.srm = readout.SRMNotEnoughTraffic
 	if stats.SRMEnoughTraffic(observed, weights) {
-		if p, err := stats.SRM(observed, weights); err == nil {
+		if p, err := stats.SequentialSRM(observed, weights, stats.DefaultSRMConcentration); err == nil {
 			x.srm, x.srmP = readout.SRMOK, p
 			if p < stats.SRMThreshold {
 				x.srm, x.srmInvalid = readout.SRMMismatch, true
@@ -58,12 +64,50 @@ func (x *experiment) health() {
 		}
 	}
 
-	multi := max(x.in.MultiExposed, 0)
-	// As float64: units + multi may not fit in an int64.
-	if total := float64(x.units) + float64(multi); total > 0 {
+	multi, unknown := max(x.in.MultiExposed, 0), max(x.in.UnknownVariant, 0)
+	// As float64: the sum may not fit in an int64.
+	if total := float64(x.units) + float64(multi) + float64(unknown); total > 0 {
 		x.multiRate = float64(multi) / total
+		x.unknownRate = float64(unknown) / total
 	}
 	x.contaminated = x.multiRate > MaxMultipleExposure
+	x.unknown = x.unknownRate > MaxUnknownVariant
+}
+
+// gate finds what keeps the experiment from any label but invalid: a
+// variant of weight > 0 with fewer than min_units units, or a primary
+// metric that could not be compared in a treatment arm of weight > 0 (no
+// events yet, no variance, a failed comparison). A decision on a metric
+// with no data would be a decision on nothing: a backfill that lands the
+// exposures before the events would otherwise pivot on an empty primary.
+func (x *experiment) gate() {
+	minUnits := x.in.Experiment.MinUnits
+	if minUnits <= 0 {
+		minUnits = config.DefaultMinUnits
+	}
+	weight := map[string]float64{}
+	for _, v := range x.in.Experiment.Variants {
+		weight[v.Key] = v.Weight
+	}
+	var short []string
+	for _, v := range x.in.Experiment.Variants {
+		if v.Weight > 0 && x.unitsOf(v.Key) < minUnits {
+			short = append(short, fmt.Sprintf("%s has %s", v.Key, readout.Count(x.unitsOf(v.Key))))
+		}
+	}
+	if len(short) > 0 {
+		x.blockers = append(x.blockers, fmt.Sprintf("No decision yet: every variant needs at least %s units, and %s.", readout.Count(minUnits), join(short)))
+	}
+	for _, a := range x.arms {
+		if !(weight[a.variant] > 0) {
+			continue
+		}
+		for _, m := range a.with(readout.Primary) {
+			if !m.ok {
+				x.blockers = append(x.blockers, fmt.Sprintf("No decision yet: primary metric %s has no data to compare in %s (%s).", m.key, a.variant, m.why))
+			}
+		}
+	}
 }
 
 // plan computes the planned sample per variant (the largest over the primary
@@ -181,6 +225,7 @@ func (x *experiment) healthOut() readout.Health {
 		Counts:                x.counts,
 		MultipleExposureCount: max(x.in.MultiExposed, 0),
 		MultipleExposureRate:  x.multiRate,
+		UnknownVariantUnits:   max(x.in.UnknownVariant, 0),
 	}
 	if x.srm != readout.SRMNotEnoughTraffic {
 		h.SRMPValue = ptr(x.srmP)

@@ -220,6 +220,23 @@ func earlySigns(a *arm) string {
 	return fmt.Sprintf("Early signs, not yet a decision: %s; what is worth keeping is decided once the primary result is settled.", join(signs))
 }
 
+// futilityHeld says why an arm whose primary is futile keeps collecting.
+func (x *experiment) futilityHeld(a *arm) string {
+	var what []string
+	for _, p := range a.promising {
+		if p.seg != nil {
+			what = append(what, fmt.Sprintf("%s for %s = %s", p.m.key, p.seg.dim, p.seg.value))
+		} else {
+			what = append(what, p.m.key)
+		}
+	}
+	verb := "looks"
+	if len(what) > 1 {
+		verb = "look"
+	}
+	return fmt.Sprintf("The change the test was designed to detect is already ruled out, but %s %s promising (significant before correcting for the other comparisons, not yet after): the experiment runs on to its planned sample to see whether that holds.", join(what), verb)
+}
+
 // explain writes an arm's findings and next step for the rule that labelled
 // it.
 func (x *experiment) explain(a *arm) {
@@ -349,6 +366,9 @@ func (x *experiment) explain(a *arm) {
 		} else if s := earlySigns(a); s != "" {
 			f = append(f, s)
 		}
+		if a.futile && !a.stopped() {
+			f = append(f, x.futilityHeld(a))
+		}
 		a.next = "Next: keep the experiment running; do not act on these numbers yet."
 	}
 	if a.rule >= 2 && a.rule <= 4 && !x.opt.sequential && !a.planned && !a.ended {
@@ -369,6 +389,10 @@ func (x *experiment) invalidReasons() []string {
 		out = append(out, fmt.Sprintf("%s of units (%s) saw more than one variant, above the %s that is tolerated. Fix the assignment so that each unit sees only one variant before reading results.",
 			readout.Share(x.multiRate), readout.Count(max(x.in.MultiExposed, 0)), readout.Share(MaxMultipleExposure)))
 	}
+	if x.unknown {
+		out = append(out, fmt.Sprintf("%s of units (%s) were exposed to a variant the definition does not list, above the %s that is tolerated. Fix the variant keys the clients send, or add the variant to the definition, before reading results.",
+			readout.Share(x.unknownRate), readout.Count(max(x.in.UnknownVariant, 0)), readout.Share(MaxUnknownVariant)))
+	}
 	return out
 }
 
@@ -377,6 +401,8 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 	switch status {
 	case readout.Invalid:
 		switch {
+		case x.unknown && !x.srmInvalid && !x.contaminated:
+			return fmt.Sprintf("Invalid: %s of units were exposed to a variant the definition does not list, so no result can be trusted.", readout.Share(x.unknownRate))
 		case x.srmInvalid && x.contaminated:
 			return fmt.Sprintf("Invalid: the split of units does not match the plan and %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
 		case x.srmInvalid:
@@ -385,6 +411,9 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 		}
 		return fmt.Sprintf("Invalid: %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
 	case readout.Collecting:
+		if len(x.blockers) > 0 {
+			return "Still collecting: " + strings.TrimPrefix(x.blockers[0], "No decision yet: ")
+		}
 		frac := ""
 		if t := x.target(); t > 0 {
 			frac = readout.Share(min(1, float64(x.units)/t)) + " of the planned sample so far"
@@ -515,7 +544,7 @@ func (x *experiment) readout() readout.Readout {
 		best = ranked[0]
 	}
 	switch {
-	case x.srmInvalid || x.contaminated:
+	case x.invalid():
 		r.Status = readout.Invalid
 	case best != nil && rank(best) != 1:
 		r.Status, r.Label = readout.Decided, best.label
@@ -545,6 +574,7 @@ func (x *experiment) readout() readout.Readout {
 		r.Reasons = x.invalidReasons()
 		return r
 	case readout.Collecting:
+		r.Reasons = append(r.Reasons, x.blockers...)
 		if t := x.target(); t > 0 {
 			r.Reasons = append(r.Reasons, fmt.Sprintf("Collecting data: %s of %s planned units (%s).", readout.Count(x.units), readout.Count(int64(t)), readout.Share(min(1, float64(x.units)/t))))
 		} else {
@@ -566,7 +596,9 @@ func (x *experiment) readout() readout.Readout {
 	switch {
 	case r.Status == readout.Collecting:
 		if eta := x.eta(); eta != nil {
-			if end := e.End; end != nil && eta.Equal(*end) {
+			if end := e.End; end != nil && eta.Equal(*end) && !x.in.Now.Before(*end) {
+				r.Reasons = append(r.Reasons, fmt.Sprintf("The planned end, %s, has passed: the decision waits for the data above.", day(*end)))
+			} else if end != nil && eta.Equal(*end) {
 				r.Reasons = append(r.Reasons, fmt.Sprintf("A decision is due by the planned end, %s.", day(*end)))
 			} else {
 				r.Reasons = append(r.Reasons, fmt.Sprintf("At the current traffic (about %s units a day) a decision is expected around %s.", readout.Count(int64(math.Round(x.unitsPerDay))), day(*eta)))

@@ -132,7 +132,7 @@ func TestHostileInput(t *testing.T) {
 			in.Units = map[string]int64{"control": -5, "one-page": -1}
 			in.MultiExposed = -3
 			return in
-		}(), readout.Decided},
+		}(), readout.Collecting}, // counted as 0 units: below min_units
 		{"nonsense options", func() Input {
 			in := input(treat("one-page", convWide, revFlat, loadOK))
 			in.Experiment.Alpha, in.Experiment.Power, in.Experiment.MDE, in.Experiment.Tuning = 7, nan, math.Inf(1), -1
@@ -277,5 +277,70 @@ func checkQuotes(t *testing.T, r readout.Readout) {
 				t.Errorf("%q quotes the interval %s, which is no rel_ci (or ci) of the readout", s, q[1])
 			}
 		}
+	}
+}
+
+// TestNoDecisionWithoutData: a variant below min_units, or a primary metric
+// without a result in an arm, keeps every arm collecting — whatever the
+// other numbers say, and even at the planned end — but the data can still
+// be invalid. Units of variants the definition does not list are counted,
+// and above 1% of exposed units make the experiment invalid.
+func TestNoDecisionWithoutData(t *testing.T) {
+	s := compileSchema(t)
+	win := input(treat("one-page", convWin, revFlat, loadOK))
+	tests := []struct {
+		name    string
+		in      Input
+		status  readout.Status
+		summary string // a part of it
+	}{
+		{"enough units", win, readout.Decided, "Persevere"},
+		{"control below min_units", func() Input {
+			in := win
+			in.Units = map[string]int64{"control": 99, "one-page": 100}
+			in.MultiExposed = 0
+			in.Experiment.MinUnits = 100
+			return in
+		}(), readout.Collecting, "every variant needs at least 100 units, and control has 99"},
+		{"default min_units", func() Input {
+			in := win
+			in.Units = map[string]int64{"control": 99, "one-page": 99}
+			in.MultiExposed = 0
+			in.Experiment.MinUnits = 0
+			return in
+		}(), readout.Collecting, "at least 100 units"},
+		{"primary without data at the end", func() Input {
+			in := input(treat("one-page", noVariance, revWin, loadHarm))
+			in.Now = end.Add(time.Hour)
+			return in
+		}(), readout.Collecting, "primary metric purchase_conversion has no data to compare in one-page"},
+		{"primary missing", input(treat("one-page", revFlat, loadOK)), readout.Collecting, "no data was computed for it"},
+		{"invalid beats the gate", func() Input {
+			in := input(treat("one-page", noVariance, revFlat, loadOK))
+			in.Units = map[string]int64{"control": 5000, "one-page": 4000}
+			return in
+		}(), readout.Invalid, "sample ratio mismatch"},
+		{"unknown variants at 1%", func() Input {
+			in := win
+			in.UnknownVariant = (2*units + 40) / 99 // 1% of all exposed, just under
+			return in
+		}(), readout.Decided, "Persevere"},
+		{"unknown variants above 1%", func() Input {
+			in := win
+			in.UnknownVariant = (2*units+40)/99 + 2
+			return in
+		}(), readout.Invalid, "exposed to a variant the definition does not list"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Verdict(tt.in)
+			if got.Status != tt.status || !strings.Contains(got.Summary, tt.summary) {
+				t.Errorf("status %s, summary %q; want %s and %q", got.Status, got.Summary, tt.status, tt.summary)
+			}
+			if got.Health.UnknownVariantUnits != max(tt.in.UnknownVariant, 0) {
+				t.Errorf("health.unknown_variant_units = %d, want %d", got.Health.UnknownVariantUnits, tt.in.UnknownVariant)
+			}
+			encode(t, s, got)
+		})
 	}
 }

@@ -13,16 +13,26 @@ import (
 // than one variant before an experiment is invalid (rule 1): above 1%.
 const MaxMultipleExposure = 0.01
 
+// MaxUnknownVariant is the share of exposed units that may have been
+// exposed to a variant the definition does not list before an experiment
+// is invalid (rule 1): above 1%.
+const MaxUnknownVariant = 0.01
+
 // Verdict applies DESIGN.md's decision rules to an experiment and returns its
 // readout: everything but Version and ComputedAt, which the publisher stamps.
+// It is one look's readout: its Candidate is its own label; Latch turns
+// looks into decisions that hold.
 // It is a pure function of its input (the clock is in.Now) and never panics;
 // see the package documentation for the rules as implemented.
 func Verdict(in Input) readout.Readout {
 	x := newExperiment(in)
 	x.health()
+	x.gate()
 	x.plan()
 	x.judge()
-	return x.readout()
+	r := x.readout()
+	r.Candidate, r.CandidateStatus = r.Label, r.Status
+	return r
 }
 
 // experiment is the state of one Verdict call.
@@ -35,13 +45,19 @@ type experiment struct {
 	arms  []*arm
 
 	// Health (rule 1).
-	srm           readout.SRMStatus
-	srmP          float64
-	counts        []readout.VariantCount
-	units         int64 // all variants of the definition
-	multiRate     float64
-	srmInvalid    bool
-	contaminated  bool
+	srm          readout.SRMStatus
+	srmP         float64
+	counts       []readout.VariantCount
+	units        int64 // all variants of the definition
+	multiRate    float64
+	unknownRate  float64 // share of exposed units of variants not in the definition
+	srmInvalid   bool
+	contaminated bool
+	unknown      bool // unknownRate above MaxUnknownVariant
+	// blockers say why no label can be given yet although the data is
+	// trustworthy: a variant below min_units, or a primary metric without
+	// a result in an arm. Any blocker keeps every arm collecting.
+	blockers      []string
 	worstVariant  int     // index in counts of the variant furthest from its share
 	minWeight     float64 // smallest weight > 0, 0 when none
 	weightSum     float64 // sum of the weights > 0
@@ -69,8 +85,12 @@ type arm struct {
 	rule  int // the rule that labelled it, 1–6
 
 	planned, ended, futile bool // rule 5's triggers
-	segmentWins            []win
-	secondaryWins          []win
+	// promising lists segment and secondary results significant in the
+	// good direction before Holm's correction but not after it: they hold
+	// an early futility stop (see stopped).
+	promising     []*metricAt
+	segmentWins   []win
+	secondaryWins []win
 
 	findings []string // what happened, how sure
 	next     string   // what to do
@@ -166,9 +186,36 @@ func (a *arm) harmed() []*metric {
 	return out
 }
 
+// metricAt is a metric in a segment (nil for the whole arm).
+type metricAt struct {
+	m   *metric
+	seg *segment
+}
+
 // stopped: rule 5's stopping condition holds for the arm (planned sample,
-// end date or futility).
-func (a *arm) stopped() bool { return a.planned || a.ended || a.futile }
+// end date or futility). Futility stops early, before the planned sample,
+// so it waits while a segment or a secondary metric is promising (better
+// before Holm's correction, not yet after it) and the primary is not
+// significantly worse: a pivot decided now could not become the salvage
+// that more data may show, since a decision is final (see Latch).
+func (a *arm) stopped() bool {
+	if a.planned || a.ended {
+		return true
+	}
+	if !a.futile {
+		return false
+	}
+	return len(a.promising) == 0 || len(a.segmentWins)+len(a.secondaryWins) > 0 || a.primaryWorse()
+}
+
+func (a *arm) primaryWorse() bool {
+	for _, m := range a.with(readout.Primary) {
+		if m.worse {
+			return true
+		}
+	}
+	return false
+}
 
 // settled: the primary is established not to be a win, as rule 4 requires:
 // the arm has stopped, or a primary is significantly worse in its good
@@ -178,15 +225,7 @@ func (a *arm) stopped() bool { return a.planned || a.ended || a.futile }
 // keeps collecting: salvaging on it would flip to persevere if the primary
 // then won.
 func (a *arm) settled() bool {
-	if a.stopped() {
-		return true
-	}
-	for _, m := range a.with(readout.Primary) {
-		if m.worse {
-			return true
-		}
-	}
-	return false
+	return a.stopped() || a.primaryWorse()
 }
 
 // judge labels every arm by the rules, in order.
@@ -208,8 +247,10 @@ func (x *experiment) judgeArm(a *arm) {
 		a.futile = a.futile || x.futile(m)
 	}
 	switch {
-	case x.srmInvalid || x.contaminated:
+	case x.invalid():
 		a.rule = 1
+	case len(x.blockers) > 0:
+		a.rule = 6
 	case len(a.harmed()) > 0:
 		a.label, a.rule = readout.Pivot, 2
 	case a.primaryWin() && a.guardrailsHold():
@@ -273,8 +314,12 @@ func (x *experiment) salvageCandidates() {
 				}
 				w := segs[i]
 				i++
-				if w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0 && !s.harmed {
+				switch {
+				case s.harmed:
+				case w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0:
 					a.segmentWins = append(a.segmentWins, w)
+				case m.better:
+					a.promising = append(a.promising, &metricAt{m: m, seg: s})
 				}
 			}
 		}
@@ -284,8 +329,11 @@ func (x *experiment) salvageCandidates() {
 			}
 			w := secs[j]
 			j++
-			if w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0 {
+			switch {
+			case w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0:
 				a.secondaryWins = append(a.secondaryWins, w)
+			case m.better:
+				a.promising = append(a.promising, &metricAt{m: m})
 			}
 		}
 	}
@@ -356,6 +404,9 @@ func (x *experiment) ranked() []*arm {
 	})
 	return out
 }
+
+// invalid: rule 1 holds.
+func (x *experiment) invalid() bool { return x.srmInvalid || x.contaminated || x.unknown }
 
 func (x *experiment) unitsOf(variant string) int64 {
 	n := x.in.Units[variant]

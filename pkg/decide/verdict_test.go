@@ -61,7 +61,7 @@ func wantHealth(nc, nt, multi int64) readout.Health {
 		},
 		MultipleExposureCount: multi, MultipleExposureRate: float64(multi) / (n + float64(multi)),
 	}
-	if p, err := stats.SRM([]float64{float64(nc), float64(nt)}, []float64{0.5, 0.5}); err == nil {
+	if p, err := stats.SequentialSRM([]float64{float64(nc), float64(nt)}, []float64{0.5, 0.5}, stats.DefaultSRMConcentration); err == nil {
 		h.SRMPValue = &p
 	}
 	return h
@@ -152,6 +152,7 @@ func base(t *testing.T, in Input, status readout.Status, label readout.Label, ar
 		Experiment: "checkout-redesign", Name: "One-page checkout",
 		Hypothesis: "A one-page checkout raises purchase conversion.", Owners: []string{"[email protected]"},
 		DataThrough: in.DataThrough, Status: status, Label: label,
+		Candidate: label, CandidateStatus: status, // one look alone
 		Health:   wantHealth(nc, nt, in.MultiExposed),
 		Progress: wantProgress(t, nc, nt, days, status == readout.Collecting),
 		Salvage:  []readout.SalvageItem{},
@@ -318,6 +319,10 @@ func verdictCases() []verdictCase {
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
 		{name: "segment_not_after_holm_at_end", in: withArms(ended, segArm(holmFails, convWide, revFlat, loadOK)),
 			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot}},
+		// A futile primary with a segment significant before Holm, not
+		// after: futility waits (a pivot now could never become salvage).
+		{name: "futility_held_by_promising_segment", in: input(segArm(holmFails, convFutile, revFlat, loadOK)),
+			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
 		{name: "segment_guardrail_harm", in: input(segArm(harmedSegs, convWide, revFlat, loadOK)),
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
 		{name: "segment_guardrail_harm_at_end", in: withArms(ended, segArm(harmedSegs, convWide, revFlat, loadOK)),
@@ -354,11 +359,14 @@ func verdictCases() []verdictCase {
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},
 		{name: "pivot_primary_worse", in: input(treat("one-page", convWorse, revFlat, loadOK)),
 			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot}},
-		{name: "pivot_primary_unmeasurable_at_end", in: withArms(ended, treat("one-page", noVariance, revFlat, loadOK)),
-			status: readout.Decided, label: readout.Pivot, arms: []readout.Label{readout.Pivot},
+		// A primary without data blocks every label but invalid, even at
+		// the planned end: no decision on nothing.
+		{name: "primary_unmeasurable_at_end_is_collecting", in: withArms(ended, treat("one-page", noVariance, revFlat, loadOK)),
+			status: readout.Collecting, arms: []readout.Label{readout.NoLabel},
 			edit: func(t *testing.T, r *readout.Readout) {
 				// No control estimate of the primary: nothing to plan with.
 				r.Progress.TargetPerVariant, r.Progress.Target, r.Progress.Fraction, r.Progress.Power = nil, nil, nil, nil
+				r.Progress.ETA = ptr2(end)
 			}},
 		{name: "collecting_eta", in: input(treat("one-page", convWide, revFlat, loadOK)),
 			status: readout.Collecting, arms: []readout.Label{readout.NoLabel}},

@@ -33,6 +33,22 @@ func (r Readout) Validate() error {
 	if !r.Label.valid() {
 		v.fail("label", "%q, want persevere, pivot, salvage or null", r.Label)
 	}
+	if !r.Candidate.valid() {
+		v.fail("candidate", "%q, want persevere, pivot, salvage or null", r.Candidate)
+	}
+	switch r.CandidateStatus {
+	case "": // readouts from before the decision lifecycle
+	case Collecting, Invalid:
+		if r.Candidate != NoLabel {
+			v.fail("candidate", "%q with candidate_status %q, want null", r.Candidate, r.CandidateStatus)
+		}
+	case Decided:
+		if r.Candidate == NoLabel {
+			v.fail("candidate", "null with candidate_status decided, want persevere, pivot or salvage")
+		}
+	default:
+		v.fail("candidate_status", "%q, want collecting, decided or invalid", r.CandidateStatus)
+	}
 
 	h := r.Health
 	v.optional("health.srm_p_value", h.SRMPValue)

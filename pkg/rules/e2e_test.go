@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/decide"
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/readout"
@@ -340,6 +341,11 @@ func (w *world) generate(r *rand.Rand, s scenario, exp config.Experiment) {
 		if exp.End != nil && exp.End.Before(w.now) {
 			at = exp.End.Add(time.Millisecond + ms(6*time.Hour))
 		} else {
+			// Counted in health.unknown_variant_units: kept under 1% of
+			// the units, where they would make the experiment invalid.
+			if i >= s.units/200 {
+				continue
+			}
 			variant = "ghost"
 		}
 		exposure(&noise, late, at, exp.Key, variant, "ios", "de")
@@ -361,6 +367,7 @@ type cell struct{ variant, metric, dim, value string }
 type truth struct {
 	units       map[string]int64 // included units per variant
 	multi       int64            // units exposed to more than one variant
+	unknown     int64            // units exposed to one variant the definition does not list
 	dataThrough time.Time
 	cells       map[cell]stats.Arm
 	values      map[string][]string // segment dimension → values seen, sorted
@@ -461,11 +468,13 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 			continue
 		}
 		for v := range u.variants {
-			if known[v] {
-				tr.units[v]++
-				included = append(included, u)
-				variantOf[u] = v
+			if !known[v] {
+				tr.unknown++
+				continue
 			}
+			tr.units[v]++
+			included = append(included, u)
+			variantOf[u] = v
 		}
 	}
 	if len(units) > 0 {
@@ -512,16 +521,19 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 		capAt := math.Inf(1)
 		if m.Cap != nil && len(included) > 0 {
 			// quantileExact(p): the value at 0-based position ⌊p·n⌋ of the
-			// n values sorted, arms pooled, as warehouse.ExperimentStats
-			// documents.
+			// n non-zero values sorted, arms pooled, as
+			// warehouse.ExperimentStats documents; none, no cap.
 			xs := make([]float64, 0, len(included))
 			for _, u := range included {
-				x, _ := value(u, m)
-				xs = append(xs, x)
+				if x, _ := value(u, m); x != 0 {
+					xs = append(xs, x)
+				}
 			}
 			sort.Float64s(xs)
-			capAt = xs[min(int(m.Cap.Percentile*float64(len(xs))), len(xs)-1)]
-			tr.caps[m.Key] = capAt
+			if len(xs) > 0 {
+				capAt = xs[min(int(m.Cap.Percentile*float64(len(xs))), len(xs)-1)]
+				tr.caps[m.Key] = capAt
+			}
 		}
 		for _, v := range exp.Variants {
 			tr.cells[cell{v.Key, m.Key, "", ""}] = stats.Arm{}
@@ -553,7 +565,7 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 
 // stats returns the truth as ExperimentStats, for rules.Evaluate.
 func (tr truth) stats() warehouse.ExperimentStats {
-	st := warehouse.ExperimentStats{Units: map[string]uint64{}, MultiExposed: uint64(tr.multi), DataThrough: tr.dataThrough}
+	st := warehouse.ExperimentStats{Units: map[string]uint64{}, MultiExposed: uint64(tr.multi), UnknownVariant: uint64(tr.unknown), DataThrough: tr.dataThrough}
 	for v, n := range tr.units {
 		st.Units[v] = uint64(n)
 	}
@@ -588,10 +600,13 @@ func TestScenarioTruths(t *testing.T) {
 			// Repeated exposures and exposures to unknown variants may
 			// move data_through, the latest exposure; nothing else moves.
 			clean.dataThrough, tr.dataThrough = time.Time{}, time.Time{}
+			// Units of unknown variants enter no statistic, only the
+			// health count.
+			clean.unknown = tr.unknown
 			if diff := cmp.Diff(clean, tr, cmp.AllowUnexported(truth{})); diff != "" {
 				t.Errorf("the noise moves the statistics (-without +with):\n%s", diff)
 			}
-			ro := rules.Evaluate(exp, w.metrics(), tr.stats(), asOf)
+			ro, _ := rules.Evaluate(exp, w.metrics(), tr.stats(), asOf, nil)
 			checkVerdict(t, s, ro)
 			t.Logf("%s: %s", ro.Status, ro.Summary)
 		})
@@ -653,11 +668,7 @@ func TestEndToEnd(t *testing.T) {
 	run(t, "ingest", func(ctx context.Context) error {
 		return ingest.Run(ctx, ingest.Config{NATSURL: ns.URL(), ClickHouse: chConfig, BatchSize: 5000, BatchWait: 100 * time.Millisecond})
 	})
-	run(t, "rules", func(ctx context.Context) error {
-		return rules.Run(ctx, rules.Config{NATSURL: ns.URL(), ClickHouse: chConfig, Interval: time.Second, Registerer: prometheus.NewRegistry()})
-	})
-
-	t.Logf("servers and services started in %v", time.Since(began).Round(time.Millisecond))
+	t.Logf("servers and ingest started in %v", time.Since(began).Round(time.Millisecond))
 	began = time.Now()
 	publish(t, js, w.all, false)
 	publish(t, js, w.copies, false)
@@ -685,8 +696,16 @@ func TestEndToEnd(t *testing.T) {
 			fmt.Sprintf("%d of %d events in ClickHouse, %d messages pending, %d unacknowledged; dead letters: %s",
 				n, len(w.all), info.NumPending, info.NumAckPending, deadLetters(t, js))
 	})
+	t.Logf("in ClickHouse %v after the first publish", time.Since(began).Round(time.Millisecond))
+	// Rules starts on the landed data, so that every look sees all of it:
+	// the readout then equals one look's (the running intersection of
+	// identical intervals is the interval), which this test checks to the
+	// bit. The decision lifecycle over looks on growing data has tests of
+	// its own (TestLifecycle*).
+	run(t, "rules", func(ctx context.Context) error {
+		return rules.Run(ctx, rules.Config{NATSURL: ns.URL(), ClickHouse: chConfig, Interval: time.Second, Hold: -1, Registerer: prometheus.NewRegistry()})
+	})
 	landed := time.Now()
-	t.Logf("in ClickHouse %v after the first publish", landed.Sub(began).Round(time.Millisecond))
 	if dead := deadLetters(t, js); dead != "none" {
 		t.Errorf("dead letters: %s; want none, every event is valid", dead)
 	}
@@ -755,8 +774,20 @@ func TestEndToEnd(t *testing.T) {
 			// statistics: progress, reasons and summary included. Exactly:
 			// the sums are exact (see checkNumbers), so Evaluate gets the
 			// same bits from ClickHouse as from here.
-			want := rules.Evaluate(exp, w.metrics(), tr.stats(), got.ComputedAt)
+			look, _ := rules.Evaluate(exp, w.metrics(), tr.stats(), got.ComputedAt, nil)
+			want, _ := decide.Latch(decide.Lifecycle{}, decide.Look{Readout: look, Now: got.ComputedAt})
 			want.Version, want.ComputedAt = got.Version, got.ComputedAt
+			// Decided at the first look, with no hold: an earlier one.
+			if got.CandidateSince == nil || got.CandidateSince.After(got.ComputedAt) {
+				t.Errorf("candidate_since = %v, want a time at or before computed_at %v", got.CandidateSince, got.ComputedAt)
+			}
+			if (got.DecidedAt != nil) != (got.Status != readout.Collecting) || (got.DecidedAt != nil && !got.DecidedAt.Equal(*got.CandidateSince)) {
+				t.Errorf("status %s, decided_at = %v, want candidate_since %v (no hold) unless collecting", got.Status, got.DecidedAt, got.CandidateSince)
+			}
+			want.CandidateSince, want.DecidedAt = got.CandidateSince, got.DecidedAt
+			if got.Provisional || got.Health.Backlog != 0 {
+				t.Errorf("provisional = %v with backlog %d, want a look on landed data", got.Provisional, got.Health.Backlog)
+			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("readout differs from Evaluate on the true statistics (-want +got):\n%s", diff)
 			}
@@ -843,8 +874,11 @@ func checkHealth(t *testing.T, exp config.Experiment, h readout.Health, tr truth
 	if h.MultipleExposureCount != tr.multi {
 		t.Errorf("health.multiple_exposure_count = %d, want %d", h.MultipleExposureCount, tr.multi)
 	}
-	if want := float64(tr.multi) / float64(tr.multi+total); !near(h.MultipleExposureRate, want, 1e-12) {
+	if want := float64(tr.multi) / float64(tr.multi+tr.unknown+total); !near(h.MultipleExposureRate, want, 1e-12) {
 		t.Errorf("health.multiple_exposure_rate = %v, want %v", h.MultipleExposureRate, want)
+	}
+	if h.UnknownVariantUnits != tr.unknown {
+		t.Errorf("health.unknown_variant_units = %d, want %d", h.UnknownVariantUnits, tr.unknown)
 	}
 	if len(exp.Variants) != 2 {
 		t.Fatalf("checkHealth knows two variants, %s has %d", exp.Key, len(exp.Variants))
@@ -855,12 +889,16 @@ func checkHealth(t *testing.T, exp config.Experiment, h readout.Health, tr truth
 		}
 		return
 	}
-	var chi2 float64
+	// The sequential SRM test (Lindon & Malek 2022), written again here:
+	// ln BF = lnΓ(c) − lnΓ(c+n) + Σ lnΓ(c·p_i + x_i) − lnΓ(c·p_i) − x_i ln p_i.
+	lg := func(x float64) float64 { v, _ := math.Lgamma(x); return v }
+	const conc = 10000.0
+	lnBF := lg(conc) - lg(conc+float64(total))
 	for _, c := range counts {
-		e := float64(total) * c.ExpectedShare
-		chi2 += (float64(c.Units) - e) * (float64(c.Units) - e) / e
+		a, x := conc*c.ExpectedShare, float64(c.Units)
+		lnBF += lg(a+x) - lg(a) - x*math.Log(c.ExpectedShare)
 	}
-	p := math.Erfc(math.Sqrt(chi2 / 2)) // P(χ²₁ > chi2)
+	p := math.Min(1, math.Exp(-lnBF))
 	status := readout.SRMOK
 	if p < 0.001 {
 		status = readout.SRMMismatch
@@ -1174,6 +1212,7 @@ func TestRunStopsWhenCancelledMidEvaluation(t *testing.T) {
 		go func() {
 			done <- rules.Run(ctx, rules.Config{
 				NATSURL:    ns.URL(),
+				Hold:       -1,
 				ClickHouse: warehouse.Config{Addr: ch.Addr, Database: "verdict"},
 				Interval:   time.Hour,
 				// Now is read once per evaluation, in Run's goroutine.

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -33,6 +34,34 @@ func (f *fakeWarehouse) StoreReadout(_ context.Context, _ string, version uint64
 func (f *fakeWarehouse) LatestVersions(context.Context) (map[string]uint64, error) {
 	return map[string]uint64{}, nil
 }
+
+// memStates keeps State in memory, with KV's revision rule.
+type memStates struct {
+	states map[string]State
+	revs   map[string]uint64
+}
+
+func newMemStates() *memStates {
+	return &memStates{states: map[string]State{}, revs: map[string]uint64{}}
+}
+
+func (m *memStates) Get(_ context.Context, key string) (State, uint64, error) {
+	if st, ok := m.states[key]; ok {
+		return st, m.revs[key], nil
+	}
+	return State{Experiment: key}, 0, nil
+}
+
+func (m *memStates) Put(_ context.Context, st State, rev uint64) (uint64, error) {
+	if m.revs[st.Experiment] != rev {
+		return 0, fmt.Errorf("revision %d, stored %d", rev, m.revs[st.Experiment])
+	}
+	m.revs[st.Experiment]++
+	m.states[st.Experiment] = st
+	return m.revs[st.Experiment], nil
+}
+
+func noBacklog(context.Context) (int64, error) { return 0, nil }
 
 func armStats(units float64) warehouse.ExperimentStats {
 	arm := stats.Arm{N: units, Sum: units / 10, SumSquares: units / 10}
@@ -68,6 +97,9 @@ func TestEndedExperimentPublishesOnlyLateData(t *testing.T) {
 			return nil
 		},
 		Load:       func(context.Context) (config.Definitions, error) { return defs, nil },
+		States:     newMemStates(),
+		Backlog:    noBacklog,
+		Hold:       -1,
 		Logger:     slog.New(slog.DiscardHandler),
 		Registerer: prometheus.NewRegistry(),
 		Now:        func() time.Time { return now },

@@ -15,8 +15,16 @@ import (
 // every treatment is compared with the control on every metric, overall and
 // (for the primary and guardrail metrics) in every segment value, and the
 // decision rules label the result. Version and ComputedAt are left for the
-// caller to stamp.
-func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st warehouse.ExperimentStats, now time.Time) readout.Readout {
+// caller to stamp. The readout is one look's: decide.Latch makes decisions
+// of looks.
+//
+// For a sequential experiment every comparison is narrowed by the running
+// intersection of its confidence sequence over earlier looks (running, by
+// cell key; nil for none): see stats.Intersect. The returned map is the
+// record to keep for the next look. Looks where a variant of weight > 0
+// has fewer than min_units units neither narrow nor are recorded: their
+// variance estimates are too rough to bind later looks to.
+func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st warehouse.ExperimentStats, now time.Time, running map[string]stats.Running) (readout.Readout, map[string]stats.Running) {
 	cells := make(map[cellKey]stats.Arm, len(st.Cells))
 	values := map[string]map[string]bool{} // dimension → values seen
 	for _, c := range st.Cells {
@@ -32,6 +40,11 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 	if opt.Tuning == 0 {
 		opt.Tuning = stats.DefaultTuning
 	}
+	narrow := exp.Sequential && enoughUnits(exp, st.Units)
+	next := map[string]stats.Running{}
+	if !narrow {
+		next = running
+	}
 	compare := func(m config.Metric, variant, dim, value string) (decide.Comparison, bool) {
 		ctl, okC := cells[cellKey{exp.Control, m.Key, dim, value}]
 		trt, okT := cells[cellKey{variant, m.Key, dim, value}]
@@ -39,6 +52,14 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 			return decide.Comparison{}, false
 		}
 		r, err := stats.Compare(m.Kind, ctl, trt, opt)
+		if err == nil && narrow {
+			key := RunningKey(variant, m.Key, dim, value)
+			if prev, ok := running[key]; ok {
+				r, next[key] = stats.Intersect(prev, r)
+			} else {
+				next[key] = stats.RunningOf(r)
+			}
+		}
 		return decide.Comparison{Metric: m, Result: r, Err: err}, true
 	}
 
@@ -59,6 +80,8 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		DataThrough:  st.DataThrough,
 		Units:        map[string]int64{},
 		MultiExposed: int64(st.MultiExposed),
+
+		UnknownVariant: int64(st.UnknownVariant),
 	}
 	if in.DataThrough.IsZero() {
 		in.DataThrough = exp.Start
@@ -91,7 +114,37 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		}
 		in.Arms = append(in.Arms, arm)
 	}
-	return decide.Verdict(in)
+	if narrow {
+		// A cell without a result at this look (its comparison failed)
+		// keeps what it had.
+		for k, v := range running {
+			if _, ok := next[k]; !ok {
+				next[k] = v
+			}
+		}
+	}
+	return decide.Verdict(in), next
+}
+
+// RunningKey names a comparison in the running record: variant, metric,
+// segment dimension and value ("" overall). Keys cannot contain "|", so
+// the value, last, may.
+func RunningKey(variant, metric, dimension, value string) string {
+	return variant + "|" + metric + "|" + dimension + "|" + value
+}
+
+// enoughUnits reports whether every variant of weight > 0 has min_units.
+func enoughUnits(exp config.Experiment, units map[string]uint64) bool {
+	need := exp.MinUnits
+	if need <= 0 {
+		need = config.DefaultMinUnits
+	}
+	for _, v := range exp.Variants {
+		if v.Weight > 0 && units[v.Key] < uint64(need) {
+			return false
+		}
+	}
+	return true
 }
 
 type cellKey struct{ variant, metric, dimension, value string }

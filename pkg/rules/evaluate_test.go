@@ -132,7 +132,7 @@ func TestEvaluateWiring(t *testing.T) {
 			exp := evExperiment()
 			tt.edit(&exp)
 			st := flatStats()
-			ro := rules.Evaluate(exp, evMetrics, st, evNow)
+			ro, _ := rules.Evaluate(exp, evMetrics, st, evNow, nil)
 
 			if got := []string{ro.Arms[0].Variant, ro.Arms[1].Variant}; len(ro.Arms) != 2 || !cmp.Equal(got, []string{"b", "c"}) {
 				t.Fatalf("arms %v, want b and c", got)
@@ -235,7 +235,7 @@ func TestEvaluateUnavailable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := flatStats()
 			tt.edit(&st)
-			ro := rules.Evaluate(evExperiment(), evMetrics, st, evNow)
+			ro, _ := rules.Evaluate(evExperiment(), evMetrics, st, evNow, nil)
 			for _, arm := range ro.Arms {
 				want := tt.want[arm.Variant]
 				if len(arm.Unavailable) != len(want) {
@@ -291,7 +291,7 @@ func TestEvaluateSegments(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st := flatStats()
 			tt.edit(&st)
-			ro := rules.Evaluate(evExperiment(), evMetrics, st, evNow)
+			ro, _ := rules.Evaluate(evExperiment(), evMetrics, st, evNow, nil)
 			var salvage []string
 			for _, it := range ro.Salvage {
 				salvage = append(salvage, it.Variant+" "+it.Dimension+"="+it.Value)
@@ -319,7 +319,7 @@ func TestEvaluateSegments(t *testing.T) {
 // the experiment's start.
 func TestEvaluateDataThrough(t *testing.T) {
 	exp := evExperiment()
-	ro := rules.Evaluate(exp, evMetrics, warehouse.ExperimentStats{Units: map[string]uint64{"b": 0, "control": 0, "c": 0}}, evStart.Add(time.Hour))
+	ro, _ := rules.Evaluate(exp, evMetrics, warehouse.ExperimentStats{Units: map[string]uint64{"b": 0, "control": 0, "c": 0}}, evStart.Add(time.Hour), nil)
 	if !ro.DataThrough.Equal(exp.Start) || ro.Status != readout.Collecting || ro.Progress.Units != 0 {
 		t.Errorf("data_through %v, status %s, units %d; want %v, collecting, 0", ro.DataThrough, ro.Status, ro.Progress.Units, exp.Start)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/decide"
+	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
@@ -28,6 +30,10 @@ type Config struct {
 	NATSURL    string           // VERDICT_NATS_URL
 	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
 	Interval   time.Duration    // VERDICT_RULES_INTERVAL, default 1m
+	// Hold is how long a candidate must hold on every look before it
+	// becomes the decision (VERDICT_DECISION_HOLD); default 10m, and a
+	// negative value means 0 (decide at the first look).
+	Hold time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -47,6 +53,9 @@ type Warehouse interface {
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Minute
+	}
+	if cfg.Hold == 0 {
+		cfg.Hold = decide.DefaultHold
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -68,6 +77,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	states, err := EnsureStateBucket(ctx, js)
+	if err != nil {
+		return err
+	}
 	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
@@ -83,7 +96,12 @@ func Run(ctx context.Context, cfg Config) error {
 			_, err := js.PublishMsg(ctx, msg)
 			return err
 		},
-		Load:       func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) },
+		Load:   func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) },
+		States: states,
+		Backlog: func(ctx context.Context) (int64, error) {
+			return stream.Backlog(ctx, js, ingest.ConsumerName)
+		},
+		Hold:       cfg.Hold,
 		Logger:     log,
 		Registerer: cfg.Registerer,
 		Now:        cfg.Now,
@@ -98,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer watcher.Stop()
 
-	log.Info("evaluating experiments", "interval", cfg.Interval)
+	log.Info("evaluating experiments", "interval", cfg.Interval, "hold", max(cfg.Hold, 0))
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	// The watcher closes its channel when ctx ends (its subscription is
@@ -150,9 +168,17 @@ func drain(ch <-chan jetstream.KeyValueEntry) {
 
 // EngineOptions are the seams of an Engine.
 type EngineOptions struct {
-	Warehouse  Warehouse
-	Publish    func(ctx context.Context, msg *nats.Msg) error
-	Load       func(ctx context.Context) (config.Definitions, error)
+	Warehouse Warehouse
+	Publish   func(ctx context.Context, msg *nats.Msg) error
+	Load      func(ctx context.Context) (config.Definitions, error)
+	// States keeps each experiment's decision lifecycle between looks.
+	States States
+	// Backlog is how many events ingest has still to land; readouts
+	// computed while it is above 0 are provisional.
+	Backlog func(ctx context.Context) (int64, error)
+	// Hold is how long a candidate must hold before it becomes the
+	// decision (0: at once; negative counts as 0).
+	Hold       time.Duration
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -210,6 +236,10 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 		metrics[m.Key] = m
 	}
 	now := e.opt.Now().UTC()
+	backlog, err := e.opt.Backlog(ctx)
+	if err != nil {
+		return fmt.Errorf("read the ingest backlog: %w", err)
+	}
 	var errs []error
 	statuses := map[readout.Status]int{}
 	defer func() {
@@ -226,7 +256,7 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 			statuses[e.last[exp.Key]]++
 			continue
 		}
-		status, err := e.evaluate(ctx, exp, metrics, now)
+		status, err := e.evaluate(ctx, exp, metrics, now, backlog)
 		if status != "" {
 			statuses[status]++
 		}
@@ -240,14 +270,32 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 }
 
 // evaluate computes, stores and publishes one readout, and returns the
-// status of the experiment's latest readout.
-func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, now time.Time) (readout.Status, error) {
+// status of the experiment's latest readout. The experiment's state is
+// stored before the readout: a crash in between leaves a decision that the
+// next look publishes, never a published decision that is forgotten.
+func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, now time.Time, backlog int64) (readout.Status, error) {
 	start := time.Now()
-	st, err := e.opt.Warehouse.ExperimentStats(ctx, exp, referenced(exp, metrics), now)
+	used := referenced(exp, metrics)
+	st, err := e.opt.Warehouse.ExperimentStats(ctx, exp, used, now)
 	if err != nil {
 		return e.last[exp.Key], err
 	}
-	ro := Evaluate(exp, metrics, st, now)
+	state, rev, err := e.opt.States.Get(ctx, exp.Key)
+	if err != nil {
+		return e.last[exp.Key], err
+	}
+	state.Experiment = exp.Key
+	if def := definitionDigest(exp, used); def != state.Definition {
+		state.Definition, state.Running = def, nil
+	}
+	look, running := Evaluate(exp, metrics, st, now, state.Running)
+	provisional := backlog > 0
+	look.Health.Backlog = backlog
+	ro, lifecycle := decide.Latch(state.Lifecycle, decide.Look{Readout: look, Provisional: provisional, Now: now, Hold: max(e.opt.Hold, 0)})
+	if !provisional {
+		state.Running = running
+	}
+	state.Lifecycle, state.UpdatedAt = lifecycle, now
 	// Once the attribution window has closed, nothing changes but late
 	// data: publish only what is new.
 	digest, err := digestOf(ro)
@@ -256,6 +304,12 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	}
 	if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow))) && digest == e.digests[exp.Key] {
 		return e.last[exp.Key], nil
+	}
+	if _, err := e.opt.States.Put(ctx, state, rev); err != nil {
+		return e.last[exp.Key], err
+	}
+	if d := lifecycle.DecidedAt; d != nil && d.Equal(now) {
+		e.opt.Logger.Info("decided", "experiment", exp.Key, "status", ro.Status, "label", ro.Label, "held", max(e.opt.Hold, 0))
 	}
 	version := e.versions[exp.Key] + 1
 	ro.Version = int64(version)

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -150,4 +151,31 @@ func KeepInProgress(ackWait time.Duration, msgs ...jetstream.Msg) (stop func()) 
 		}
 	}()
 	return func() { close(done); <-finished }
+}
+
+// Backlog is how many messages of VERDICT_EVENTS the durable consumer has
+// not yet delivered (its num_pending): what ingest still has to land. When
+// the consumer does not exist yet, nothing has been ingested, and the
+// backlog is every message in the stream.
+func Backlog(ctx context.Context, js jetstream.JetStream, consumer string) (int64, error) {
+	c, err := js.Consumer(ctx, EventsStream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s, err := js.Stream(ctx, EventsStream)
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: %w", EventsStream, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("stream %s info: %w", EventsStream, err)
+		}
+		return int64(info.State.Msgs), nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s on %s: %w", consumer, EventsStream, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s info: %w", consumer, err)
+	}
+	return int64(info.NumPending), nil
 }

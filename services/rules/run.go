@@ -29,6 +29,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.ClickHouse.RegisterFlags(fs, getenv)
 	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout pages, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	interval := fs.String("interval", env("VERDICT_RULES_INTERVAL", "1m"), "how often readouts are recomputed (VERDICT_RULES_INTERVAL)")
+	hold := fs.String("decision-hold", env("VERDICT_DECISION_HOLD", "10m"), "how long a candidate label must hold on every look before it is the decision (VERDICT_DECISION_HOLD)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -36,12 +37,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.Interval, err = time.ParseDuration(*interval); err != nil || cfg.Interval < time.Second {
 		return fmt.Errorf("VERDICT_RULES_INTERVAL %q: want a duration of at least 1s, such as 1m", *interval)
 	}
+	if cfg.Hold, err = rules.ParseHold(*hold); err != nil {
+		return err
+	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
-	log.Info("starting rules", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL, "interval", cfg.Interval)
+	log.Info("starting rules", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL, "interval", cfg.Interval, "hold", max(cfg.Hold, 0))
 
 	// The API and the pages read the readouts this service stores.
 	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)

@@ -40,6 +40,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 	if getenv("VERDICT_RULES_INTERVAL") == "" && !flagSet(fs, "rules-interval") {
 		c.rulesInterval = "10s" // the demo is for watching readouts settle
 	}
+	if getenv("VERDICT_DECISION_HOLD") == "" && !flagSet(fs, "decision-hold") {
+		c.decisionHold = "30s"
+	}
 	if err := c.validate(); err != nil {
 		return err
 	}

@@ -570,6 +570,16 @@ func deployTraffic(rng *rand.Rand, round int, now time.Time) []byte {
 		emit(map[string]any{"type": "exposure", "ts": ts(2 * time.Minute), "unit_id": unit,
 			"experiment": "banner-test", "variant": banner, "attributes": attrs})
 	}
+	// More banner-test units: the sequential SRM test needs about a
+	// thousand to be sure of a 75/25 split.
+	for i := range 300 {
+		banner := "control"
+		if i%4 == 3 {
+			banner = "banner"
+		}
+		emit(map[string]any{"type": "exposure", "ts": ts(2 * time.Minute), "unit_id": fmt.Sprintf("r%d-b%d", round, i),
+			"experiment": "banner-test", "variant": banner, "attributes": map[string]string{"platform": "web"}})
+	}
 	for i := range 40 {
 		switch i % 4 {
 		case 0:

@@ -32,6 +32,7 @@ type upConfig struct {
 	batchWait string           // VERDICT_INGEST_BATCH_WAIT
 
 	rulesInterval string              // VERDICT_RULES_INTERVAL
+	decisionHold  string              // VERDICT_DECISION_HOLD
 	smtp          notifier.SMTPConfig // VERDICT_SMTP_*
 	baseURL       string              // VERDICT_BASE_URL
 
@@ -39,6 +40,7 @@ type upConfig struct {
 	batchN         int
 	batchWaitD     time.Duration
 	rulesIntervalD time.Duration
+	decisionHoldD  time.Duration
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -56,6 +58,7 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error (VERDICT_LOG_LEVEL)")
 	fs.StringVar(&c.batch, "ingest-batch", envOr(getenv, "VERDICT_INGEST_BATCH", "10000"), "events per ClickHouse insert (VERDICT_INGEST_BATCH)")
 	fs.StringVar(&c.rulesInterval, "rules-interval", envOr(getenv, "VERDICT_RULES_INTERVAL", "1m"), "how often readouts are recomputed (VERDICT_RULES_INTERVAL)")
+	fs.StringVar(&c.decisionHold, "decision-hold", envOr(getenv, "VERDICT_DECISION_HOLD", "10m"), "how long a candidate label must hold on every look before it is the decision (VERDICT_DECISION_HOLD)")
 	fs.StringVar(&c.smtp.Addr, "smtp-addr", getenv("VERDICT_SMTP_ADDR"), "SMTP server host:port; empty writes .eml files to <data-dir>/outbox (VERDICT_SMTP_ADDR)")
 	fs.StringVar(&c.smtp.From, "smtp-from", envOr(getenv, "VERDICT_SMTP_FROM", "verdict <verdict@localhost>"), "sender of readout emails (VERDICT_SMTP_FROM)")
 	fs.StringVar(&c.smtp.Username, "smtp-username", getenv("VERDICT_SMTP_USERNAME"), "SMTP AUTH user; empty: no AUTH (VERDICT_SMTP_USERNAME)")
@@ -96,6 +99,9 @@ func (c *upConfig) validate() error {
 	if c.rulesIntervalD, err = time.ParseDuration(c.rulesInterval); err != nil || c.rulesIntervalD < time.Second {
 		errs = append(errs, fmt.Errorf("VERDICT_RULES_INTERVAL %q: want a duration of at least 1s, such as 1m", c.rulesInterval))
 	}
+	if c.decisionHoldD, err = rules.ParseHold(c.decisionHold); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -109,7 +115,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		HTTPAddr:   c.httpAddr,
 		DataDir:    c.dataDir,
 		Ingest:     ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
-		Rules:      rules.Config{Interval: c.rulesIntervalD},
+		Rules:      rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
 		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL},
 		Logger:     log,
 	}

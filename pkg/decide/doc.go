@@ -85,10 +85,11 @@
 //     of the MDE in the good direction: hi < MDE·|c| (for decrease
 //     lo > −MDE·|c|). The effect the test was designed to detect is ruled
 //     out. With no MDE this is "significantly worse". Futility waits while
-//     a segment or secondary result of the arm is significant in the good
-//     direction before Holm's correction but not after it, unless the
-//     primary is significantly worse: a pivot is final once decided, and
-//     could not become the salvage more data may show.
+//     a segment or secondary result of the arm is promising but not a win:
+//     significant in the good direction before Holm's correction, or with
+//     a point estimate at least MDE·|c| in the good direction — even when
+//     the primary is significantly worse: a pivot is final once decided,
+//     and could not become the salvage more data may show.
 //     The reasons say what the data rules out: effects beyond the edge of
 //     the interval in the good direction, as the readout's rel_ci quotes it
 //     ("lifts above +0.8% in purchase_conversion are ruled out"). A primary

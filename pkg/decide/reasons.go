@@ -234,7 +234,7 @@ func (x *experiment) futilityHeld(a *arm) string {
 	if len(what) > 1 {
 		verb = "look"
 	}
-	return fmt.Sprintf("The change the test was designed to detect is already ruled out, but %s %s promising (significant before correcting for the other comparisons, not yet after): the experiment runs on to its planned sample to see whether that holds.", join(what), verb)
+	return fmt.Sprintf("The change the test was designed to detect is already ruled out overall, but %s %s promising (an effect of that size, or significant before correcting for the other comparisons, not yet a win after): the experiment runs on, to its planned sample at most, to see whether that holds.", join(what), verb)
 }
 
 // explain writes an arm's findings and next step for the rule that labelled

@@ -85,9 +85,9 @@ type arm struct {
 	rule  int // the rule that labelled it, 1–6
 
 	planned, ended, futile bool // rule 5's triggers
-	// promising lists segment and secondary results significant in the
-	// good direction before Holm's correction but not after it: they hold
-	// an early futility stop (see stopped).
+	// promising lists segment and secondary results that may yet be worth
+	// keeping but are not wins yet (see experiment.promising): they hold an
+	// early futility stop (see stopped).
 	promising     []*metricAt
 	segmentWins   []win
 	secondaryWins []win
@@ -186,6 +186,20 @@ func (a *arm) harmed() []*metric {
 	return out
 }
 
+// promising: a segment's or secondary metric's result that is not (yet) a
+// salvage win but may become one — significant in the good direction
+// before Holm's correction, or with a point estimate at least the MDE in
+// the good direction. In a stream, a segment with a real win of that size
+// shows it long before it is significant after correction, while the
+// overall primary, diluted, is already futile.
+func (x *experiment) promising(m *metric) bool {
+	if m.better {
+		return true
+	}
+	c := math.Abs(m.res.Control.Mean)
+	return x.opt.mde > 0 && c > 0 && m.res.AbsEffect*m.sign >= x.opt.mde*c
+}
+
 // metricAt is a metric in a segment (nil for the whole arm).
 type metricAt struct {
 	m   *metric
@@ -194,10 +208,11 @@ type metricAt struct {
 
 // stopped: rule 5's stopping condition holds for the arm (planned sample,
 // end date or futility). Futility stops early, before the planned sample,
-// so it waits while a segment or a secondary metric is promising (better
-// before Holm's correction, not yet after it) and the primary is not
+// so it waits while a segment or a secondary metric is promising (see
+// experiment.promising), even when the primary is
 // significantly worse: a pivot decided now could not become the salvage
-// that more data may show, since a decision is final (see Latch).
+// that more data may show, since a decision is final (see Latch). The
+// planned sample and the end date still stop it.
 func (a *arm) stopped() bool {
 	if a.planned || a.ended {
 		return true
@@ -205,7 +220,7 @@ func (a *arm) stopped() bool {
 	if !a.futile {
 		return false
 	}
-	return len(a.promising) == 0 || len(a.segmentWins)+len(a.secondaryWins) > 0 || a.primaryWorse()
+	return len(a.promising) == 0 || len(a.segmentWins)+len(a.secondaryWins) > 0
 }
 
 func (a *arm) primaryWorse() bool {
@@ -225,7 +240,7 @@ func (a *arm) primaryWorse() bool {
 // keeps collecting: salvaging on it would flip to persevere if the primary
 // then won.
 func (a *arm) settled() bool {
-	return a.stopped() || a.primaryWorse()
+	return a.stopped() || (a.primaryWorse() && len(a.promising) == 0)
 }
 
 // judge labels every arm by the rules, in order.
@@ -318,7 +333,7 @@ func (x *experiment) salvageCandidates() {
 				case s.harmed:
 				case w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0:
 					a.segmentWins = append(a.segmentWins, w)
-				case m.better:
+				case x.promising(m):
 					a.promising = append(a.promising, &metricAt{m: m, seg: s})
 				}
 			}
@@ -332,7 +347,7 @@ func (x *experiment) salvageCandidates() {
 			switch {
 			case w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0:
 				a.secondaryWins = append(a.secondaryWins, w)
-			case m.better:
+			case x.promising(m):
 				a.promising = append(a.promising, &metricAt{m: m})
 			}
 		}

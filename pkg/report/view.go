@@ -30,6 +30,9 @@ type View struct {
 
 	Summary string
 	Reasons []string
+	// Lifecycle says where the decision stands: when it was made, or the
+	// candidate holding, and whether the readout is provisional.
+	Lifecycle string
 
 	Metrics     []MetricRow
 	Unavailable []string
@@ -97,6 +100,23 @@ type ViewOptions struct {
 	Previous *readout.Readout
 }
 
+// lifecycle is the View's Lifecycle line.
+func lifecycle(r readout.Readout) string {
+	var parts []string
+	if r.Provisional {
+		parts = append(parts, fmt.Sprintf("Provisional: ingest has %s events still to land.", readout.Count(r.Health.Backlog)))
+	}
+	switch {
+	case r.DecidedAt != nil:
+		parts = append(parts, "Decided "+stamp(*r.DecidedAt)+": final unless the evidence reverses.")
+	case r.CandidateStatus == readout.Invalid && r.CandidateSince != nil:
+		parts = append(parts, "Candidate INVALID since "+stamp(*r.CandidateSince)+", holding before it is final.")
+	case r.Candidate != readout.NoLabel && r.CandidateSince != nil:
+		parts = append(parts, "Candidate "+strings.ToUpper(string(r.Candidate))+" since "+stamp(*r.CandidateSince)+", holding before it is the decision.")
+	}
+	return strings.Join(parts, " ")
+}
+
 // NewView formats r.
 func NewView(r readout.Readout, o ViewOptions) View {
 	v := View{
@@ -114,6 +134,7 @@ func NewView(r readout.Readout, o ViewOptions) View {
 		Summary:     r.Summary,
 		Reasons:     r.Reasons,
 		Refresh:     r.Status == readout.Collecting,
+		Lifecycle:   lifecycle(r),
 	}
 	if v.Name == "" {
 		v.Name = r.Experiment

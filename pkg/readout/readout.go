@@ -130,9 +130,10 @@ type Readout struct {
 	// is then latched: it changes only to invalid, or on reversed evidence
 	// that has itself held.
 	//
-	// Provisional marks a readout computed while ingest had a backlog
-	// (Health.Backlog): it is published, but cannot start or change a
-	// decision. Candidate and CandidateStatus are what this look alone
+	// Provisional marks a readout computed while ingest was behind: events
+	// had waited in VERDICT_EVENTS for longer than a steady stream keeps
+	// them (2s; Health.Backlog counts them). It is published, but cannot
+	// start or change a decision. Candidate and CandidateStatus are what this look alone
 	// says; CandidateSince is when the looks began to agree on it (nil on a
 	// provisional look with a new candidate). DecidedAt is when the current
 	// Status (decided or invalid) was reached; nil while collecting.
@@ -166,8 +167,8 @@ type Health struct {
 	MultipleExposureCount int64   `json:"multiple_exposure_count"`
 	MultipleExposureRate  float64 `json:"multiple_exposure_rate"`
 	// Backlog is the number of events the ingest consumer had not yet
-	// delivered when the readout was computed: above 0, the readout is
-	// provisional.
+	// delivered when the readout was computed. The readout is provisional
+	// when the oldest of them had waited more than 2s.
 	Backlog int64 `json:"backlog"`
 	// UnknownVariantUnits is the number of units exposed to a variant the
 	// definition does not list (left out of every number); above 1% of

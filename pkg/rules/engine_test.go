@@ -12,6 +12,7 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
 
@@ -61,7 +62,7 @@ func (m *memStates) Put(_ context.Context, st State, rev uint64) (uint64, error)
 	return m.revs[st.Experiment], nil
 }
 
-func noBacklog(context.Context) (int64, error) { return 0, nil }
+func noBacklog(context.Context) (stream.Backlog, error) { return stream.Backlog{}, nil }
 
 func armStats(units float64) warehouse.ExperimentStats {
 	arm := stats.Arm{N: units, Sum: units / 10, SumSquares: units / 10}

@@ -98,8 +98,8 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		Load:   func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) },
 		States: states,
-		Backlog: func(ctx context.Context) (int64, error) {
-			return stream.Backlog(ctx, js, ingest.ConsumerName)
+		Backlog: func(ctx context.Context) (stream.Backlog, error) {
+			return stream.IngestBacklog(ctx, js, ingest.ConsumerName, cfg.Now())
 		},
 		Hold:       cfg.Hold,
 		Logger:     log,
@@ -173,9 +173,9 @@ type EngineOptions struct {
 	Load      func(ctx context.Context) (config.Definitions, error)
 	// States keeps each experiment's decision lifecycle between looks.
 	States States
-	// Backlog is how many events ingest has still to land; readouts
-	// computed while it is above 0 are provisional.
-	Backlog func(ctx context.Context) (int64, error)
+	// Backlog is what ingest has still to land; readouts computed while
+	// its oldest event has waited more than MaxIngestLag are provisional.
+	Backlog func(ctx context.Context) (stream.Backlog, error)
 	// Hold is how long a candidate must hold before it becomes the
 	// decision (0: at once; negative counts as 0).
 	Hold       time.Duration
@@ -215,6 +215,14 @@ func NewEngine(ctx context.Context, opt EngineOptions) (*Engine, error) {
 	}
 	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}, digests: map[string][32]byte{}}, nil
 }
+
+// MaxIngestLag is how long the oldest event ingest has not yet taken may
+// have waited in VERDICT_EVENTS for a readout to count as caught up. A
+// steady stream always has some events in flight between two fetches, for
+// well under a second; a stream that never drained to zero would otherwise
+// never be decided. A backfill, or an ingest that is down or slow, is
+// behind by more.
+const MaxIngestLag = 2 * time.Second
 
 // LateData is how long after an experiment's attribution window closes its
 // events may still arrive: ingest accepts events up to 30 days old. Until
@@ -273,7 +281,7 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 // status of the experiment's latest readout. The experiment's state is
 // stored before the readout: a crash in between leaves a decision that the
 // next look publishes, never a published decision that is forgotten.
-func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, now time.Time, backlog int64) (readout.Status, error) {
+func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, now time.Time, backlog stream.Backlog) (readout.Status, error) {
 	start := time.Now()
 	used := referenced(exp, metrics)
 	st, err := e.opt.Warehouse.ExperimentStats(ctx, exp, used, now)
@@ -289,8 +297,8 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 		state.Definition, state.Running = def, nil
 	}
 	look, running := Evaluate(exp, metrics, st, now, state.Running)
-	provisional := backlog > 0
-	look.Health.Backlog = backlog
+	provisional := backlog.Pending > 0 && backlog.Lag > MaxIngestLag
+	look.Health.Backlog = backlog.Pending
 	ro, lifecycle := decide.Latch(state.Lifecycle, decide.Look{Readout: look, Provisional: provisional, Now: now, Hold: max(e.opt.Hold, 0)})
 	if !provisional {
 		state.Running = running

@@ -24,7 +24,13 @@
 //	Annals of Statistics, 2023 (arXiv:2103.06476),
 //
 // as Eppo and GrowthBook implement it: intervals and p-values that stay valid
-// however often anyone looks at them.
+// however often anyone looks at them. [Intersect] keeps the running
+// intersection of such intervals across looks, still valid and monotone.
+//
+// Sample ratio mismatch: [SRM] is Pearson's chi-square test, valid at one
+// look; readouts use [SequentialSRM], the Dirichlet-multinomial Bayes factor
+// test of Lindon & Malek (2022), as Optimizely's ssrm and GrowthBook do,
+// which is valid at every look.
 //
 // Decisions are made on the absolute effect (Result.Significant). The
 // relative effect is reported for people and is undefined when the control

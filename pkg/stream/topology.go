@@ -153,29 +153,54 @@ func KeepInProgress(ackWait time.Duration, msgs ...jetstream.Msg) (stop func()) 
 	return func() { close(done); <-finished }
 }
 
-// Backlog is how many messages of VERDICT_EVENTS the durable consumer has
-// not yet delivered (its num_pending): what ingest still has to land. When
-// the consumer does not exist yet, nothing has been ingested, and the
-// backlog is every message in the stream.
-func Backlog(ctx context.Context, js jetstream.JetStream, consumer string) (int64, error) {
-	c, err := js.Consumer(ctx, EventsStream, consumer)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		s, err := js.Stream(ctx, EventsStream)
-		if err != nil {
-			return 0, fmt.Errorf("stream %s: %w", EventsStream, err)
-		}
+// Backlog is what the durable consumer of VERDICT_EVENTS has not yet
+// delivered: what ingest still has to land.
+type Backlog struct {
+	// Pending is the consumer's num_pending: messages not yet delivered.
+	Pending int64
+	// Lag is how long the oldest of them has waited in the stream (0 when
+	// none is pending). A steady stream always has a few messages pending
+	// for a moment; a backlog is pending messages that have waited.
+	Lag time.Duration
+}
+
+// IngestBacklog reads the backlog of the durable consumer on
+// VERDICT_EVENTS at now. When the consumer does not exist yet, nothing has
+// been ingested: every message of the stream is pending.
+func IngestBacklog(ctx context.Context, js jetstream.JetStream, consumer string, now time.Time) (Backlog, error) {
+	s, err := js.Stream(ctx, EventsStream)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("stream %s: %w", EventsStream, err)
+	}
+	var b Backlog
+	var next uint64 // the sequence of the oldest undelivered message, or after it
+	c, err := s.Consumer(ctx, consumer)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		info, err := s.Info(ctx)
 		if err != nil {
-			return 0, fmt.Errorf("stream %s info: %w", EventsStream, err)
+			return Backlog{}, fmt.Errorf("stream %s info: %w", EventsStream, err)
 		}
-		return int64(info.State.Msgs), nil
+		b.Pending, next = int64(info.State.Msgs), info.State.FirstSeq
+	case err != nil:
+		return Backlog{}, fmt.Errorf("consumer %s on %s: %w", consumer, EventsStream, err)
+	default:
+		info, err := c.Info(ctx)
+		if err != nil {
+			return Backlog{}, fmt.Errorf("consumer %s info: %w", consumer, err)
+		}
+		b.Pending, next = int64(info.NumPending), info.Delivered.Stream+1
+	}
+	if b.Pending == 0 {
+		return b, nil
+	}
+	m, err := s.GetMsg(ctx, next, jetstream.WithGetMsgSubject(EventsSubjects))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return b, nil // delivered meanwhile
 	}
 	if err != nil {
-		return 0, fmt.Errorf("consumer %s on %s: %w", consumer, EventsStream, err)
+		return Backlog{}, fmt.Errorf("oldest pending message of %s: %w", EventsStream, err)
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("consumer %s info: %w", consumer, err)
-	}
-	return int64(info.NumPending), nil
+	b.Lag = max(0, now.Sub(m.Time))
+	return b, nil
 }

@@ -2,7 +2,11 @@ package stream_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
@@ -44,5 +48,61 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 	}
 	if got := st.CachedInfo().Config.MaxBytes; got != 1<<30 {
 		t.Errorf("after EnsureStreams with new limits, VERDICT_EVENTS max bytes = %d, want %d", got, 1<<30)
+	}
+}
+
+// TestIngestBacklog reads the backlog as the rules service does: every
+// message before the consumer exists, what it has not delivered once it
+// does, and how long the oldest has waited.
+func TestIngestBacklog(t *testing.T) {
+	s := streamtest.Run(t)
+	_, js := streamtest.Connect(t, s)
+	ctx := context.Background()
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	backlog := func(at time.Time) stream.Backlog {
+		t.Helper()
+		b, err := stream.IngestBacklog(ctx, js, "ingest", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if b := backlog(time.Now()); b != (stream.Backlog{}) {
+		t.Errorf("empty stream: backlog %+v, want none", b)
+	}
+	published := time.Now()
+	for i := range 10 {
+		if _, err := js.Publish(ctx, "verdict.events.track", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := backlog(published.Add(time.Minute)); b.Pending != 10 || b.Lag < 59*time.Second {
+		t.Errorf("no consumer yet: backlog %+v, want 10 pending for about a minute", b)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "ingest", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(4, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		_ = m.Ack()
+	}
+	if b := backlog(published.Add(time.Minute)); b.Pending != 6 || b.Lag < 59*time.Second {
+		t.Errorf("4 delivered: backlog %+v, want 6 pending for about a minute", b)
+	}
+	batch, err = c.Fetch(6, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		_ = m.Ack()
+	}
+	if b := backlog(published.Add(time.Minute)); b != (stream.Backlog{}) {
+		t.Errorf("all delivered: backlog %+v, want none", b)
 	}
 }

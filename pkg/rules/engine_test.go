@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
@@ -132,5 +134,97 @@ func TestEndedExperimentPublishesOnlyLateData(t *testing.T) {
 	evaluate()
 	if len(published) != 2 {
 		t.Errorf("published %v after the late-data horizon, want nothing more", published)
+	}
+}
+
+// TestEngineLifecycle: readouts computed while ingest is behind are
+// provisional and decide nothing; once it has caught up the candidate
+// holds and is decided; a new engine (a restart) continues from the stored
+// state and a definition change starts the running intervals again.
+func TestEngineLifecycle(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	defs := config.Definitions{
+		Metrics: []config.Metric{{Key: "conversion", Kind: stats.Proportion, Event: "purchase", Direction: config.Increase}},
+		Experiments: []config.Experiment{{
+			Key: "win", Variants: []config.Variant{{Key: "control", Weight: 0.5}, {Key: "treatment", Weight: 0.5}},
+			Control: "control", Primary: []string{"conversion"}, MDE: 0.1, Alpha: 0.05, Power: 0.8, Sequential: true, Tuning: 5000,
+			AttributionWindow: config.Duration(24 * time.Hour), Start: now.Add(-24 * time.Hour),
+		}},
+	}
+	win := armStats(20000)
+	win.Cells[1].Arm = stats.Arm{N: 20000, Sum: 2600, SumSquares: 2600} // 13% against 10%
+	wh := &fakeWarehouse{stats: win}
+	states := newMemStates()
+	backlog := stream.Backlog{Pending: 5000, Lag: time.Minute}
+	var published []readout.Readout
+	engine := func() *Engine {
+		e, err := NewEngine(context.Background(), EngineOptions{
+			Warehouse: wh,
+			Publish: func(_ context.Context, m *nats.Msg) error {
+				var r readout.Readout
+				if err := json.Unmarshal(m.Data, &r); err != nil {
+					t.Fatal(err)
+				}
+				published = append(published, r)
+				return nil
+			},
+			Load:       func(context.Context) (config.Definitions, error) { return defs, nil },
+			States:     states,
+			Backlog:    func(context.Context) (stream.Backlog, error) { return backlog, nil },
+			Hold:       2 * time.Minute,
+			Logger:     slog.New(slog.DiscardHandler),
+			Registerer: prometheus.NewRegistry(),
+			Now:        func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	e := engine()
+	look := func(wantStatus readout.Status, wantProvisional bool) readout.Readout {
+		t.Helper()
+		if err := e.EvaluateAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r := published[len(published)-1]
+		if r.Status != wantStatus || r.Provisional != wantProvisional || r.Candidate != readout.Persevere {
+			t.Fatalf("at %v: status %s, provisional %v, candidate %q; want %s, %v, persevere (%s)", now, r.Status, r.Provisional, r.Candidate, wantStatus, wantProvisional, r.Summary)
+		}
+		now = now.Add(time.Minute)
+		return r
+	}
+	look(readout.Collecting, true)
+	look(readout.Collecting, true)
+	look(readout.Collecting, true) // held for longer than the hold, but never caught up
+	backlog = stream.Backlog{Pending: 20, Lag: 100 * time.Millisecond}
+	look(readout.Collecting, false) // in flight: caught up; the hold starts
+	look(readout.Collecting, false)
+	r := look(readout.Decided, false)
+	if r.Label != readout.Persevere || r.DecidedAt == nil || r.Health.Backlog != 20 {
+		t.Errorf("decided: label %q, decided_at %v, backlog %d", r.Label, r.DecidedAt, r.Health.Backlog)
+	}
+
+	// A restart continues: decided, with the intervals kept.
+	st, _, _ := states.Get(context.Background(), "win")
+	if len(st.Running) == 0 || st.Definition == "" {
+		t.Fatalf("stored state %+v, want running intervals and a definition digest", st)
+	}
+	e = engine()
+	// The effect shrinks: the interval stays the intersection with what
+	// was stored before the restart.
+	decidedCI := r.Arms[0].Metrics[0].CI
+	wh.stats = armStats(20000)
+	wh.stats.Cells[1].Arm = stats.Arm{N: 20000, Sum: 2250, SumSquares: 2250}
+	r = look(readout.Decided, false)
+	if ci := r.Arms[0].Metrics[0].CI; r.Label != readout.Persevere || ci[0] != decidedCI[0] || ci[1] >= decidedCI[1] {
+		t.Errorf("after a restart: label %q, ci %v; want persevere on the intersection with %v", r.Label, ci, decidedCI)
+	}
+
+	// A definition change keeps the decision but starts the intervals again.
+	defs.Experiments[0].Alpha = 0.1 // the intervals depend on it (the MDE does not)
+	r = look(readout.Decided, false)
+	if ci := r.Arms[0].Metrics[0].CI; r.Label != readout.Persevere || ci[0] >= decidedCI[0] {
+		t.Errorf("after a definition change: label %q, ci %v; want persevere kept, and this look's own interval, below %v", r.Label, ci, decidedCI)
 	}
 }

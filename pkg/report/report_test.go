@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -318,3 +319,25 @@ func TestChartPNG(t *testing.T) {
 }
 
 func base64Decoder(r io.Reader) io.Reader { return base64.NewDecoder(base64.StdEncoding, r) }
+
+func TestLifecycleLine(t *testing.T) {
+	at := time.Date(2026, 12, 2, 14, 5, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		r    readout.Readout
+		want string
+	}{
+		{"nothing yet", readout.Readout{Status: readout.Collecting, CandidateStatus: readout.Collecting}, ""},
+		{"holding", readout.Readout{Status: readout.Collecting, Candidate: readout.Salvage, CandidateStatus: readout.Decided, CandidateSince: &at},
+			"Candidate SALVAGE since 2026-12-02 14:05 UTC, holding before it is the decision."},
+		{"invalid holding", readout.Readout{Status: readout.Collecting, CandidateStatus: readout.Invalid, CandidateSince: &at},
+			"Candidate INVALID since 2026-12-02 14:05 UTC, holding before it is final."},
+		{"decided, provisional", readout.Readout{Status: readout.Decided, Label: readout.Pivot, DecidedAt: &at, Provisional: true, Health: readout.Health{Backlog: 12000}},
+			"Provisional: ingest has 12,000 events still to land. Decided 2026-12-02 14:05 UTC: final unless the evidence reverses."},
+	}
+	for _, tt := range tests {
+		if got := LifecycleLine(tt.r); got != tt.want {
+			t.Errorf("%s: LifecycleLine = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}

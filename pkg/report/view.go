@@ -100,8 +100,10 @@ type ViewOptions struct {
 	Previous *readout.Readout
 }
 
-// lifecycle is the View's Lifecycle line.
-func lifecycle(r readout.Readout) string {
+// LifecycleLine says where r's decision stands, for people: when it was
+// made, or the candidate holding, and whether r is provisional; "" when
+// there is nothing to say. It is the View's Lifecycle.
+func LifecycleLine(r readout.Readout) string {
 	var parts []string
 	if r.Provisional {
 		parts = append(parts, fmt.Sprintf("Provisional: ingest has %s events still to land.", readout.Count(r.Health.Backlog)))
@@ -134,7 +136,7 @@ func NewView(r readout.Readout, o ViewOptions) View {
 		Summary:     r.Summary,
 		Reasons:     r.Reasons,
 		Refresh:     r.Status == readout.Collecting,
-		Lifecycle:   lifecycle(r),
+		Lifecycle:   LifecycleLine(r),
 	}
 	if v.Name == "" {
 		v.Name = r.Experiment

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/report"
 )
 
 // runReadout prints an experiment's latest readout, read from the API on
@@ -105,6 +106,9 @@ func printReadout(w io.Writer, r readout.Readout) {
 	}
 	fmt.Fprintf(w, "%s   (%s, version %d, data through %s)\n\n", verdict, r.Status, r.Version, r.DataThrough.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintln(w, r.Summary)
+	if l := report.LifecycleLine(r); l != "" {
+		fmt.Fprintln(w, l)
+	}
 	if len(r.Reasons) > 0 {
 		fmt.Fprintln(w)
 		for _, s := range r.Reasons {

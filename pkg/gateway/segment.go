@@ -31,9 +31,9 @@ type Message struct {
 // Context is what a message's context says about the device, as far as
 // verdict keeps it as attributes.
 type Context struct {
-	Locale   string `json:"locale"`
-	OS       *struct{ Name string } `json:"os"`
-	Device   *struct{ Type string } `json:"device"`
+	Locale   string                    `json:"locale"`
+	OS       *struct{ Name string }    `json:"os"`
+	Device   *struct{ Type string }    `json:"device"`
 	Location *struct{ Country string } `json:"location"`
 }
 

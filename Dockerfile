@@ -1,5 +1,5 @@
 # Multi-stage build of every verdict binary: verdict (the CLI and `verdict
-# up`), ingest and notifier. The final image holds only the binaries; NATS
+# up`), ingest, notifier, rules and gateway. The final image holds only the binaries; NATS
 # and ClickHouse run as their own containers (docker-compose.yml), so
 # `verdict up` finds them answering and starts neither itself.
 #
@@ -18,13 +18,15 @@ COPY schemas/go.mod schemas/
 COPY services/verdict/go.mod services/verdict/go.sum services/verdict/
 COPY services/ingest/go.mod services/ingest/go.sum services/ingest/
 COPY services/notifier/go.mod services/notifier/go.sum services/notifier/
+COPY services/rules/go.mod services/rules/go.sum services/rules/
+COPY services/gateway/go.mod services/gateway/go.sum services/gateway/
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
 RUN --mount=type=cache,target=/root/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     set -eu; \
     ldflags="-s -w -X github.com/verdictlabs/verdict/pkg/web.Version=${VERSION} -X github.com/verdictlabs/verdict/pkg/web.Revision=${REVISION}"; \
-    for s in verdict ingest notifier; do \
+    for s in verdict ingest notifier rules gateway; do \
         CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o /out/bin/$s ./services/$s; \
     done; \
     mkdir -p /out/data

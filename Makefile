@@ -19,6 +19,7 @@ build:
 	$(GO) build -o $(BIN)/ingest ./services/ingest
 	$(GO) build -o $(BIN)/notifier ./services/notifier
 	$(GO) build -o $(BIN)/rules ./services/rules
+	$(GO) build -o $(BIN)/gateway ./services/gateway
 
 # deps installs what running verdict needs on a Debian machine: Debian's
 # ClickHouse server (`verdict up` starts a private one from its binary).

@@ -408,3 +408,54 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// Config is the configuration of a gateway with its own NATS connection.
+type Config struct {
+	NATSURL   string   // VERDICT_NATS_URL
+	HTTPAddr  string   // VERDICT_HTTP_ADDR: without write keys, served only on loopback
+	WriteKeys []string // VERDICT_WRITE_KEYS
+	Unit      Unit     // VERDICT_GATEWAY_UNIT
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Checks     *web.Checks
+}
+
+// Open connects to NATS (declaring the streams) and returns a gateway,
+// and the function that closes its connection.
+func Open(ctx context.Context, cfg Config) (*Gateway, func(), error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("service", "gateway")
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-gateway", stream.DefaultLimits, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Checks != nil {
+		cfg.Checks.Add("gateway_nats", func(context.Context) error {
+			if !nc.IsConnected() {
+				return errors.New("not connected to " + cfg.NATSURL)
+			}
+			return nil
+		})
+	}
+	g := New(js, Options{
+		WriteKeys: cfg.WriteKeys, Loopback: IsLoopback(cfg.HTTPAddr), Unit: cfg.Unit,
+		Logger: log, Registerer: cfg.Registerer, Checks: cfg.Checks,
+	})
+	log.Info("http ingest", "endpoints", "/v1/batch /v1/track /v1/page /v1/screen /v1/identify /v1/group /v1/alias /v1/events", "write_keys", len(cfg.WriteKeys), "unit", g.opt.Unit)
+	return g, nc.Close, nil
+}
+
+// ParseUnit reads VERDICT_GATEWAY_UNIT.
+func ParseUnit(s string) (Unit, error) {
+	switch u := Unit(s); u {
+	case "", UnitUser:
+		return UnitUser, nil
+	case UnitAnonymous:
+		return u, nil
+	}
+	return "", fmt.Errorf("VERDICT_GATEWAY_UNIT %q: want user (userId, else anonymousId) or anonymous (anonymousId, else userId)", s)
+}

@@ -2,7 +2,8 @@
 // does: an embedded NATS server (unless one answers at the URL), a local
 // ClickHouse server started from the installed binary (unless one answers at
 // the address), and every service in one process — ingest, rules, notifier —
-// behind one HTTP server with the API, the readout pages and /metrics.
+// behind one HTTP server with the API, the readout pages, HTTP ingest
+// (package gateway) and /metrics.
 package stack
 
 import (
@@ -15,6 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/verdictlabs/verdict/pkg/gateway"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/notifier"
 	"github.com/verdictlabs/verdict/pkg/rules"
@@ -32,6 +34,7 @@ type Config struct {
 	Ingest     ingest.Config    // batch tuning; connection fields are filled in from the above
 	Rules      rules.Config     // interval; connection fields are filled in from the above
 	Notifier   notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
+	Gateway    gateway.Config   // write keys and unit; connection fields are filled in from the above
 	Logger     *slog.Logger
 
 	// OnReady, when set, is called once every part is up.
@@ -101,6 +104,16 @@ func Run(ctx context.Context, cfg Config) error {
 	checks := &web.Checks{}
 	mux := web.NewMux(reg, checks)
 	rules.Handle(mux, wh, log)
+
+	gc := cfg.Gateway
+	gc.NATSURL, gc.HTTPAddr = cfg.NATSURL, cfg.HTTPAddr
+	gc.Logger, gc.Registerer, gc.Checks = log, reg, checks
+	gw, closeGateway, err := gateway.Open(ctx, gc)
+	if err != nil {
+		return err
+	}
+	defer closeGateway()
+	gw.Register(mux)
 
 	ic := cfg.Ingest
 	ic.NATSURL = cfg.NATSURL

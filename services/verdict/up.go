@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/verdictlabs/verdict/pkg/gateway"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/notifier"
 	"github.com/verdictlabs/verdict/pkg/rules"
@@ -34,6 +35,8 @@ type upConfig struct {
 	rulesInterval string              // VERDICT_RULES_INTERVAL
 	decisionHold  string              // VERDICT_DECISION_HOLD
 	smtp          notifier.SMTPConfig // VERDICT_SMTP_*
+	writeKeys     string              // VERDICT_WRITE_KEYS
+	gatewayUnit   string              // VERDICT_GATEWAY_UNIT
 	baseURL       string              // VERDICT_BASE_URL
 
 	// Filled in by validate from the strings above.
@@ -41,6 +44,7 @@ type upConfig struct {
 	batchWaitD     time.Duration
 	rulesIntervalD time.Duration
 	decisionHoldD  time.Duration
+	gateway        gateway.Config
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -68,6 +72,8 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 		c.smtp.StartTLS = notifier.StartTLS(s)
 		return nil
 	})
+	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
+	fs.StringVar(&c.gatewayUnit, "gateway-unit", envOr(getenv, "VERDICT_GATEWAY_UNIT", "user"), "HTTP ingest unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
 	fs.StringVar(&c.baseURL, "base-url", getenv("VERDICT_BASE_URL"), "where people open readout pages, for links in emails (VERDICT_BASE_URL; default http://<http-addr>)")
 	fs.StringVar(&c.batchWait, "ingest-batch-wait", envOr(getenv, "VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
 }
@@ -102,6 +108,12 @@ func (c *upConfig) validate() error {
 	if c.decisionHoldD, err = rules.ParseHold(c.decisionHold); err != nil {
 		errs = append(errs, err)
 	}
+	if c.gateway.WriteKeys, err = gateway.ParseWriteKeys(c.writeKeys); err != nil {
+		errs = append(errs, err)
+	}
+	if c.gateway.Unit, err = gateway.ParseUnit(c.gatewayUnit); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := parseLevel(c.logLevel); err != nil {
 		errs = append(errs, err)
 	}
@@ -117,6 +129,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		Ingest:     ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
 		Rules:      rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
 		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL},
+		Gateway:    c.gateway,
 		Logger:     log,
 	}
 }

@@ -1,14 +1,29 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond ClickHouse, from Debian's packages, when
-# missing: Prometheus (prometheus and promtool: services/verdict/deploy_test.go
-# checks deploy/prometheus and scrapes `verdict up`), docker-compose (`config`
-# of docker-compose.yml) and Chromium (the readout page's browser test).
+# Installs what the tests need beyond ClickHouse when missing: the official
+# analytics client libraries from npm (Segment, RudderStack, GrowthBook), and
+# from Debian's packages Prometheus (prometheus and promtool:
+# services/verdict/deploy_test.go checks deploy/prometheus and scrapes
+# `verdict up`), docker-compose (`config` of docker-compose.yml) and Chromium
+# (the readout page's browser test).
 # Idempotent and quiet: apt-get runs only when a command is missing. The
 # packages' own services are neither wanted nor started: the tests run their
 # own processes on free ports.
 set -euo pipefail
 
 bash "$(dirname "$0")/install-clickhouse.sh"
+
+# The official analytics client libraries that services/verdict/clients_test.go
+# points at verdict's HTTP ingest, unchanged, from the npm registry, at the
+# versions of the committed package-lock.json.
+clients="$(dirname "$0")/../services/verdict/testdata/node"
+if [ ! -d "$clients/node_modules/@segment/analytics-node" ]; then
+	if ! command -v npm >/dev/null 2>&1; then
+		echo "npm is missing: install Node.js (apt-get install -y nodejs npm) for the client library tests" >&2
+		exit 1
+	fi
+	echo "installing the client libraries in $clients (npm ci)" >&2
+	(cd "$clients" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 
 declare -A package=([promtool]=prometheus [prometheus]=prometheus [docker-compose]=docker-compose [chromium]=chromium)
 missing=()

@@ -11,6 +11,7 @@ package gateway
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -180,7 +181,17 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, name string) (in
 		}
 		return http.StatusUnauthorized, "a valid write key is required (HTTP Basic auth, the write key as user name)"
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBatch+1))
+	var in io.Reader = r.Body
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") { // RudderStack's default, Segment's option
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			return http.StatusBadRequest, "the body is not gzip: " + err.Error()
+		}
+		defer zr.Close()
+		in = zr
+	}
+	// The limits hold for the uncompressed body.
+	body, err := io.ReadAll(io.LimitReader(in, MaxBatch+1))
 	if err != nil {
 		return http.StatusBadRequest, "could not read the body"
 	}

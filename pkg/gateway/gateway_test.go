@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -195,6 +197,28 @@ func TestRefusals(t *testing.T) {
 	}
 	if got := s.counts(t, stream.EventsStream); !cmp.Equal(got, map[string]int{event.SubjectTrack: 1}) {
 		t.Errorf("VERDICT_EVENTS = %v, want the one track", got)
+	}
+}
+
+// TestGzip: RudderStack's library compresses its batches.
+func TestGzip(t *testing.T) {
+	s := start(t, gateway.Options{Loopback: true})
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	zw.Write([]byte(batch))
+	zw.Close()
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/batch", &b)
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("gzip batch: %d, want 200", resp.StatusCode)
+	}
+	if got := s.counts(t, stream.EventsStream); len(got) != 2 {
+		t.Errorf("VERDICT_EVENTS = %v, want the batch's exposure and purchase", got)
 	}
 }
 

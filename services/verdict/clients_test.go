@@ -4,26 +4,33 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
 
 // TestOfficialClients points the official client libraries from npm,
 // unchanged (testdata/node: Segment's Node library, RudderStack's Node SDK,
 // GrowthBook's JS SDK reporting exposures through Segment), at verdict up's
-// HTTP ingest: every exposure and purchase lands in ClickHouse exactly once
-// although some are sent twice, a client with a wrong write key stores
-// nothing, and the experiment gets its readout. `make test-deps` installs
+// HTTP ingest while JetStream refuses writes for its first two seconds:
+// the libraries retry on the 503s, every exposure and purchase lands in
+// ClickHouse exactly once although some are sent twice, a client with a
+// wrong write key stores nothing, and the experiment gets its readout. `make test-deps` installs
 // the libraries (npm ci).
 func TestOfficialClients(t *testing.T) {
 	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
@@ -71,6 +78,44 @@ func TestOfficialClients(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+
+	// JetStream refuses the first requests: the stream takes no subjects
+	// until the gateway has answered 503 (or for 30 s at most), and the
+	// libraries retry.
+	nc, err := nats.Connect(s.env["VERDICT_NATS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	events, err := js.Stream(ctx, stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := events.CachedInfo().Config
+	paused := cfg
+	paused.Subjects = []string{"verdict.paused.>"}
+	if _, err := js.UpdateStream(ctx, paused); err != nil {
+		t.Fatal(err)
+	}
+	resumed := make(chan error, 1)
+	refusedOnce := regexp.MustCompile(`verdict_gateway_requests_total\{code="503",endpoint="batch"\} [1-9]`)
+	go func() {
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+			resp, err := http.Get("http://" + s.env["VERDICT_HTTP_ADDR"] + "/metrics")
+			if err != nil {
+				continue
+			}
+			m, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if refusedOnce.Match(m) {
+				break
+			}
+		}
+		_, err := js.UpdateStream(ctx, cfg)
+		resumed <- err
+	}()
+
 	cmd := exec.CommandContext(ctx, node, "clients.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "VERDICT_URL=http://"+s.env["VERDICT_HTTP_ADDR"], "WRITE_KEY=wk-test-2", "EXPERIMENT=gb-checkout", "UNITS=2000")
@@ -79,6 +124,9 @@ func TestOfficialClients(t *testing.T) {
 	stdout, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("node clients.mjs: %v\n%s", err, stderr.String())
+	}
+	if err := <-resumed; err != nil {
+		t.Fatal(err)
 	}
 	var sent struct {
 		Exposures, Purchases, Products []string
@@ -92,6 +140,18 @@ func TestOfficialClients(t *testing.T) {
 		len(sent.Exposures), len(sent.Purchases), len(sent.Products), sent.Duplicates, sent.Refused)
 	if len(sent.Errors) > 0 || sent.Refused == 0 || sent.Duplicates == 0 {
 		t.Errorf("client errors %q, %d refused, %d duplicates; want no errors, refusals of the wrong key, and duplicates", sent.Errors, sent.Refused, sent.Duplicates)
+	}
+
+	resp, err := http.Get("http://" + s.env["VERDICT_HTTP_ADDR"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, code := range []string{"503", "401", "200"} {
+		if !regexp.MustCompile(`verdict_gateway_requests_total\{code="` + code + `",endpoint="batch"\} [1-9]`).Match(metrics) {
+			t.Errorf("/metrics has no batch answered %s: the test wants refusals while JetStream was paused, of the wrong key, and successes", code)
+		}
 	}
 
 	wh, err := warehouse.Dial(ctx, warehouse.Config{Addr: s.env["VERDICT_CLICKHOUSE_ADDR"], Database: "verdict"}, nil)

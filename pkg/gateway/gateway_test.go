@@ -20,6 +20,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/gateway"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
+	"github.com/verdictlabs/verdict/pkg/web"
 )
 
 var received = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
@@ -227,9 +228,16 @@ func TestNoKeys(t *testing.T) {
 	if code, body := open.post(t, "/v1/batch", "", batch); code != http.StatusOK {
 		t.Errorf("no keys on loopback: POST = %d %s, want 200", code, body)
 	}
-	closed := start(t, gateway.Options{Loopback: false})
+	checks := &web.Checks{}
+	closed := start(t, gateway.Options{Loopback: false, Checks: checks})
 	if code, body := closed.post(t, "/v1/batch", "anything", batch); code != http.StatusUnauthorized || !strings.Contains(body, "no write keys") {
 		t.Errorf("no keys, not loopback: POST = %d %s, want 401 saying why", code, body)
+	}
+	if failed := checks.Run(context.Background()); failed["gateway"] == nil || !strings.Contains(failed["gateway"].Error(), "VERDICT_WRITE_KEYS") {
+		t.Errorf("readiness failures %v, want the gateway's, naming VERDICT_WRITE_KEYS", failed)
+	}
+	if got := closed.counts(t, stream.EventsStream); len(got) != 0 {
+		t.Errorf("VERDICT_EVENTS = %v, want nothing while refused", got)
 	}
 }
 

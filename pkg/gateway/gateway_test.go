@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -280,5 +281,26 @@ func TestUnavailable(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("POST without a stream = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestParseWriteKeys(t *testing.T) {
+	file := t.TempDir() + "/keys"
+	if err := os.WriteFile(file, []byte("k1\n k2 ,k3\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for in, want := range map[string][]string{"": nil, "a,b": {"a", "b"}, " a , ,b ": {"a", "b"}, "@" + file: {"k1", "k2", "k3"}} {
+		got, err := gateway.ParseWriteKeys(in)
+		if err != nil || !cmp.Equal(got, want) {
+			t.Errorf("ParseWriteKeys(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := gateway.ParseWriteKeys("@/no/such/file"); err == nil || !strings.Contains(err.Error(), "VERDICT_WRITE_KEYS") {
+		t.Errorf("ParseWriteKeys of a missing file: %v, want an error naming VERDICT_WRITE_KEYS", err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:80": true, "[::1]:8080": true, "0.0.0.0:8080": false, "10.0.0.1:80": false, ":8080": false} {
+		if got := gateway.IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

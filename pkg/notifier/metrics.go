@@ -9,6 +9,7 @@ type metrics struct {
 	sent      prometheus.Counter
 	failed    prometheus.Counter
 	abandoned prometheus.Counter
+	refused   prometheus.Counter
 	readouts  *prometheus.CounterVec
 	seconds   prometheus.Histogram
 }
@@ -28,7 +29,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		abandoned: f.NewCounter(prometheus.CounterOpts{
 			Name: "verdict_emails_abandoned_total",
-			Help: "Readout emails given up after a permanent failure (5xx, no valid recipient); recorded in the verdict_notifier KV bucket.",
+			Help: "Readout emails given up after a permanent failure (5xx, no valid recipient, still failing after the retry budget); recorded in the verdict_notifier KV bucket.",
+		}),
+		refused: f.NewCounter(prometheus.CounterOpts{
+			Name: "verdict_emails_refused_recipients_total",
+			Help: "Owner addresses left out of readout emails because their domain is not in VERDICT_SMTP_ALLOWED_DOMAINS.",
 		}),
 		readouts: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "verdict_notifier_readouts_total",

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
 	"github.com/verdictlabs/verdict/pkg/retry"
@@ -46,6 +47,12 @@ type Config struct {
 	AckWait time.Duration
 	// RetryMax caps the backoff between delivery attempts; default 1m.
 	RetryMax time.Duration
+	// GiveUpAfter bounds how long one email is retried before it is
+	// recorded as failed and the notifier goes on; default 15m.
+	GiveUpAfter time.Duration
+	// AllowedDomains, when set, are the only recipient domains
+	// (VERDICT_SMTP_ALLOWED_DOMAINS); other owners are refused and counted.
+	AllowedDomains []string
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -63,8 +70,15 @@ func (c *Config) setDefaults() {
 	if c.RetryMax <= 0 {
 		c.RetryMax = time.Minute
 	}
+	if c.GiveUpAfter <= 0 {
+		c.GiveUpAfter = 15 * time.Minute
+	}
 	if c.SMTP.StartTLS == "" {
 		c.SMTP.StartTLS = Opportunistic
+	}
+	// A password goes only over TLS.
+	if c.SMTP.Password != "" && c.SMTP.StartTLS == Opportunistic {
+		c.SMTP.StartTLS = Mandatory
 	}
 	if c.SMTP.Timeout <= 0 {
 		c.SMTP.Timeout = time.Minute
@@ -103,6 +117,9 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("VERDICT_SMTP_STARTTLS %q: want opportunistic, mandatory or none", c.SMTP.StartTLS))
 	}
+	if c.SMTP.Password != "" && c.SMTP.StartTLS == NoTLS {
+		errs = append(errs, errors.New("VERDICT_SMTP_STARTTLS none with VERDICT_SMTP_PASSWORD set would send the password in the clear: use mandatory (the default with a password)"))
+	}
 	if c.SMTP.Password != "" && c.SMTP.Username == "" {
 		errs = append(errs, errors.New("VERDICT_SMTP_PASSWORD is set without VERDICT_SMTP_USERNAME: set both, or neither"))
 	}
@@ -136,6 +153,13 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create kv bucket %s: %w", Bucket, err)
+	}
+	// Recipients come from the stored definitions, never from the readout
+	// message: anyone who can publish on verdict.readouts.* must not be
+	// able to send mail through the relay.
+	defs, err := config.EnsureBucket(ctx, js)
+	if err != nil {
+		return err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, stream.ReadoutsStream, ConsumerConfig(cfg.AckWait))
 	if err != nil {
@@ -172,6 +196,16 @@ func Run(ctx context.Context, cfg Config) error {
 		now:      cfg.Now,
 		ackWait:  cfg.AckWait,
 		retryMax: cfg.RetryMax,
+		giveUp:   cfg.GiveUpAfter,
+		allowed:  domains(cfg.AllowedDomains),
+		owners: func(ctx context.Context, experiment string) ([]string, bool, error) {
+			d, err := config.Load(ctx, defs)
+			if err != nil {
+				return nil, false, err
+			}
+			e, ok := d.Experiment(experiment)
+			return e.Owners, ok, nil
+		},
 	}
 	log.Info("notifying", "stream", stream.ReadoutsStream, "consumer", ConsumerName, "bucket", Bucket)
 	return n.run(ctx)
@@ -205,6 +239,25 @@ type Notifier struct {
 	now      func() time.Time
 	ackWait  time.Duration
 	retryMax time.Duration
+	giveUp   time.Duration
+	allowed  map[string]bool // lower-case domains; nil: any
+	// owners are the experiment's owners as stored in verdict_config, and
+	// whether the experiment is defined there.
+	owners func(ctx context.Context, experiment string) ([]string, bool, error)
+}
+
+// domains reads VERDICT_SMTP_ALLOWED_DOMAINS into a set; nil when empty.
+func domains(list []string) map[string]bool {
+	var out map[string]bool
+	for _, d := range list {
+		if d = strings.ToLower(strings.TrimSpace(d)); d != "" {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[d] = true
+		}
+	}
+	return out
 }
 
 // record is what the KV bucket holds per experiment.
@@ -391,15 +444,31 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 // deliver renders and sends the email for ev, retrying transient failures
 // until it is out, fails permanently, or ctx ends.
 func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, r readout.Readout, last, ev *event) error {
-	to, bad := report.Recipients(r.Owners)
+	var owners []string
+	var defined bool
+	if err := retryUntil(ctx, n.retryMax, func() error {
+		var err error
+		owners, defined, err = n.owners(ctx, r.Experiment)
+		return err
+	}, func(err error) { log.Warn("read the experiment's owners, will retry", "err", err) }); err != nil {
+		return err
+	}
+	if !defined {
+		n.metrics.failed.Inc()
+		n.metrics.abandoned.Inc()
+		log.Error("no email sent: the experiment has no stored definition, so no owners to email (the readout's own list is not trusted)")
+		return fmt.Errorf("%w: experiment %q has no stored definition", ErrPermanent, r.Experiment)
+	}
+	to, bad := report.Recipients(owners)
 	if len(bad) > 0 {
 		log.Warn("owner addresses left out: they do not parse", "owners", bad)
 	}
+	to = n.allowedOnly(log, to)
 	if len(to) == 0 {
 		n.metrics.failed.Inc()
 		n.metrics.abandoned.Inc()
-		log.Error("no email sent: the experiment has no valid owner address")
-		return fmt.Errorf("%w: no valid owner address in %q", ErrPermanent, r.Owners)
+		log.Error("no email sent: the experiment has no valid, allowed owner address")
+		return fmt.Errorf("%w: no valid, allowed owner address in %q", ErrPermanent, owners)
 	}
 	ev.Recipients = to
 	var prev *readout.Readout
@@ -413,7 +482,14 @@ func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, r readout.Read
 		return fmt.Errorf("%w: render email: %w", ErrPermanent, err)
 	}
 	e := Email{From: n.envFrom, To: to, MessageID: ev.MessageID, Data: data}
+	first := n.now()
 	err = retryUntil(ctx, n.retryMax, func() error {
+		// One recipient that keeps failing must not hold up every other
+		// experiment's email: past the budget it is recorded as failed.
+		if n.now().Sub(first) > n.giveUp {
+			n.metrics.abandoned.Inc()
+			return backoffStop{fmt.Errorf("%w: still failing after %v", ErrPermanent, n.giveUp)}
+		}
 		start := time.Now()
 		// A send under way when shutdown comes gets to finish: cutting it
 		// off could leave the server with the message and KV without it.
@@ -498,6 +574,25 @@ func (n *Notifier) putRev(ctx context.Context, key string, rec record, rev uint6
 		return 0, stop.err
 	}
 	return out, err
+}
+
+// allowedOnly keeps the recipients whose domain is allowed, and counts the
+// others.
+func (n *Notifier) allowedOnly(log *slog.Logger, to []string) []string {
+	if n.allowed == nil {
+		return to
+	}
+	var out []string
+	for _, a := range to {
+		_, domain, _ := strings.Cut(a, "@")
+		if n.allowed[strings.ToLower(domain)] {
+			out = append(out, a)
+			continue
+		}
+		n.metrics.refused.Inc()
+		log.Warn("owner refused: the domain is not in VERDICT_SMTP_ALLOWED_DOMAINS", "owner", a)
+	}
+	return out
 }
 
 // kvKeyPattern is what a KV key may be; experiment keys almost always are.

@@ -18,7 +18,9 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +33,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/stats"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 )
@@ -174,7 +178,35 @@ func newHarness(t *testing.T) *harness {
 	if err := stream.EnsureStreams(context.Background(), js, stream.DefaultLimits); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, srv: s, js: js}
+	h := &harness{t: t, srv: s, js: js}
+	h.define("dark-mode", "pm@shop.example", "data@shop.example")
+	return h
+}
+
+// define stores an experiment's definition with these owners in
+// verdict_config, as verdict apply does: the notifier emails only them.
+func (h *harness) define(experiment string, owners ...string) {
+	h.t.Helper()
+	ctx := context.Background()
+	kv, err := config.EnsureBucket(ctx, h.js)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defs, err := config.Load(ctx, kv)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(defs.Metrics) == 0 {
+		defs.Metrics = []config.Metric{{Key: "conversion", Kind: stats.Proportion, Event: "purchase", Direction: config.Increase}}
+	}
+	defs.Experiments = append(defs.Experiments, config.Experiment{
+		Key: experiment, Owners: owners, Variants: []config.Variant{{Key: "control", Weight: 0.5}, {Key: "b", Weight: 0.5}},
+		Control: "control", Primary: []string{"conversion"}, MDE: 0.1, Alpha: 0.05, Power: 0.8, Sequential: true, Tuning: 5000,
+		AttributionWindow: config.Duration(24 * time.Hour), Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
+	})
+	if err := config.Apply(ctx, kv, defs); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 // start runs the notifier until the returned stop is called (or the test
@@ -263,10 +295,15 @@ func (h *harness) waitHandled() {
 	h.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
+		// Every readout in the stream acknowledged: the ack floor has
+		// reached the stream's last message (num_pending alone can lag a
+		// publish that just returned).
 		c, err := h.js.Consumer(context.Background(), stream.ReadoutsStream, ConsumerName)
-		if err == nil {
+		st, err2 := h.js.Stream(context.Background(), stream.ReadoutsStream)
+		if err == nil && err2 == nil {
 			info, err := c.Info(context.Background())
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+			sinfo, err2 := st.Info(context.Background())
+			if err == nil && err2 == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= sinfo.State.LastSeq {
 				return
 			}
 		}
@@ -598,4 +635,88 @@ func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// TestRecipientsFromDefinitions: a forged readout naming outside addresses
+// (anyone who can publish on verdict.readouts.* could send one) emails
+// nobody but the stored definition's owners, and a readout of an
+// experiment without a stored definition emails nobody at all.
+func TestRecipientsFromDefinitions(t *testing.T) {
+	h := newHarness(t)
+	ms := startMail(t, "127.0.0.1:0", nil, false)
+	stop := h.start(Config{SMTP: SMTPConfig{Addr: ms.addr}})
+	forged := h.readout("persevere", 1)
+	forged.Owners = []string{"victim@outside.example"}
+	h.publish(forged)
+	stranger := h.readout("pivot", 1)
+	stranger.Experiment, stranger.Owners = "not-defined", []string{"victim@outside.example"}
+	h.publish(stranger)
+	h.waitHandled()
+	stop()
+	got := ms.received()
+	if len(got) != 1 || !slices.Equal(got[0].to, []string{"pm@shop.example", "data@shop.example"}) {
+		t.Fatalf("received %+v; want one email, to the stored owners only", got)
+	}
+	if v := testutil.ToFloat64(counter(t, h.reg, "verdict_emails_abandoned_total")); v != 1 {
+		t.Errorf("verdict_emails_abandoned_total = %v, want 1 (the undefined experiment)", v)
+	}
+}
+
+// TestAllowedDomains: owners outside VERDICT_SMTP_ALLOWED_DOMAINS are left
+// out and counted.
+func TestAllowedDomains(t *testing.T) {
+	h := newHarness(t)
+	h.define("mixed", "pm@shop.example", "someone@elsewhere.example")
+	ms := startMail(t, "127.0.0.1:0", nil, false)
+	stop := h.start(Config{SMTP: SMTPConfig{Addr: ms.addr}, AllowedDomains: []string{"Shop.Example"}})
+	r := h.readout("persevere", 1)
+	r.Experiment = "mixed"
+	h.publish(r)
+	h.waitHandled()
+	stop()
+	if got := ms.received(); len(got) != 1 || !slices.Equal(got[0].to, []string{"pm@shop.example"}) {
+		t.Fatalf("received %+v; want one email to pm@shop.example only", got)
+	}
+	if v := testutil.ToFloat64(counter(t, h.reg, "verdict_emails_refused_recipients_total")); v != 1 {
+		t.Errorf("verdict_emails_refused_recipients_total = %v, want 1", v)
+	}
+}
+
+// TestGiveUp: an email that keeps failing transiently is given up after
+// GiveUpAfter and recorded, and the next readout's email goes out.
+func TestGiveUp(t *testing.T) {
+	h := newHarness(t)
+	h.define("other", "pm@shop.example")
+	ms := startMail(t, "127.0.0.1:0", nil, false)
+	ms.mu.Lock()
+	ms.refuse = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	ms.mu.Unlock()
+	stop := h.start(Config{SMTP: SMTPConfig{Addr: ms.addr}, GiveUpAfter: time.Second})
+	h.publish(h.readout("salvage", 1))
+	h.waitHandled()
+	ms.mu.Lock()
+	ms.refuse = nil
+	ms.mu.Unlock()
+	r := h.readout("pivot", 1)
+	r.Experiment = "other"
+	h.publish(r)
+	h.waitHandled()
+	stop()
+	requireSubjects(t, ms.received(), "[verdict] other: PIVOT — page_load_ms worse beyond its 5% margin")
+	if v := testutil.ToFloat64(counter(t, h.reg, "verdict_emails_abandoned_total")); v != 1 {
+		t.Errorf("verdict_emails_abandoned_total = %v, want 1", v)
+	}
+}
+
+func TestPasswordNeedsTLS(t *testing.T) {
+	cfg := Config{SMTP: SMTPConfig{Addr: "smtp.example:587", Username: "u", Password: "p", StartTLS: NoTLS}, OutboxDir: t.TempDir()}
+	cfg.setDefaults()
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "in the clear") {
+		t.Errorf("validate with a password and no TLS = %v, want a refusal", err)
+	}
+	cfg = Config{SMTP: SMTPConfig{Addr: "smtp.example:587", Username: "u", Password: "p"}}
+	cfg.setDefaults()
+	if cfg.SMTP.StartTLS != Mandatory {
+		t.Errorf("STARTTLS with a password = %s, want mandatory", cfg.SMTP.StartTLS)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 
@@ -28,6 +29,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&cfg.SMTP.From, "smtp-from", env("VERDICT_SMTP_FROM", "verdict <verdict@localhost>"), "sender address (VERDICT_SMTP_FROM)")
 	fs.StringVar(&cfg.SMTP.Username, "smtp-username", getenv("VERDICT_SMTP_USERNAME"), "SMTP AUTH user; empty: no AUTH (VERDICT_SMTP_USERNAME)")
 	cfg.SMTP.Password = getenv("VERDICT_SMTP_PASSWORD") // not a flag: it would show in ps
+	allowed := fs.String("smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
 	starttls := fs.String("smtp-starttls", env("VERDICT_SMTP_STARTTLS", "opportunistic"), "opportunistic, mandatory or none (VERDICT_SMTP_STARTTLS)")
 	dataDir := fs.String("data-dir", env("VERDICT_DATA_DIR", "./var"), "the outbox is <data-dir>/outbox (VERDICT_DATA_DIR)")
 	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8082"), "/metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
@@ -36,6 +38,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.SMTP.StartTLS = notifier.StartTLS(*starttls)
+	cfg.AllowedDomains = strings.Split(*allowed, ",")
 	cfg.OutboxDir = filepath.Join(*dataDir, "outbox")
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))

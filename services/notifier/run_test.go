@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 )
@@ -52,6 +54,18 @@ func TestRun(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 200
 	})
+	// The notifier emails the owners of the stored definition only.
+	defs, err := simulate.DemoDefinitions(time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := config.EnsureBucket(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Apply(context.Background(), kv, defs); err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile("../../pkg/report/testdata/readouts/salvage_dark_mode_android.json")
 	if err != nil {
 		t.Fatal(err)

@@ -32,12 +32,13 @@ type upConfig struct {
 	batch     string           // VERDICT_INGEST_BATCH
 	batchWait string           // VERDICT_INGEST_BATCH_WAIT
 
-	rulesInterval string              // VERDICT_RULES_INTERVAL
-	decisionHold  string              // VERDICT_DECISION_HOLD
-	smtp          notifier.SMTPConfig // VERDICT_SMTP_*
-	writeKeys     string              // VERDICT_WRITE_KEYS
-	gatewayUnit   string              // VERDICT_GATEWAY_UNIT
-	baseURL       string              // VERDICT_BASE_URL
+	rulesInterval  string              // VERDICT_RULES_INTERVAL
+	decisionHold   string              // VERDICT_DECISION_HOLD
+	smtp           notifier.SMTPConfig // VERDICT_SMTP_*
+	writeKeys      string              // VERDICT_WRITE_KEYS
+	allowedDomains string              // VERDICT_SMTP_ALLOWED_DOMAINS
+	gatewayUnit    string              // VERDICT_GATEWAY_UNIT
+	baseURL        string              // VERDICT_BASE_URL
 
 	// Filled in by validate from the strings above.
 	batchN         int
@@ -73,6 +74,7 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 		return nil
 	})
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
+	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
 	fs.StringVar(&c.gatewayUnit, "gateway-unit", envOr(getenv, "VERDICT_GATEWAY_UNIT", "user"), "HTTP ingest unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
 	fs.StringVar(&c.baseURL, "base-url", getenv("VERDICT_BASE_URL"), "where people open readout pages, for links in emails (VERDICT_BASE_URL; default http://<http-addr>)")
 	fs.StringVar(&c.batchWait, "ingest-batch-wait", envOr(getenv, "VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
@@ -128,7 +130,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		DataDir:    c.dataDir,
 		Ingest:     ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
 		Rules:      rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
-		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL},
+		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ",")},
 		Gateway:    c.gateway,
 		Logger:     log,
 	}

@@ -447,7 +447,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, func(), error) {
 	if cfg.Checks != nil {
 		cfg.Checks.Add("gateway_nats", func(context.Context) error {
 			if !nc.IsConnected() {
-				return errors.New("not connected to " + cfg.NATSURL)
+				return errors.New("not connected to " + stream.Redact(cfg.NATSURL))
 			}
 			return nil
 		})

@@ -168,7 +168,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Checks != nil {
 		cfg.Checks.Add("notifier_nats", func(context.Context) error {
 			if !nc.IsConnected() {
-				return errors.New("not connected to " + cfg.NATSURL)
+				return errors.New("not connected to " + stream.Redact(cfg.NATSURL))
 			}
 			return nil
 		})

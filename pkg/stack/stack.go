@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	if stream.Reachable(cfg.NATSURL, time.Second) {
-		log.Info("using external nats-server", "url", cfg.NATSURL)
+		log.Info("using external nats-server", "url", stream.Redact(cfg.NATSURL))
 	} else {
 		ns, err := stream.RunServer(stream.ServerConfig{
 			URL:      cfg.NATSURL,

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -93,7 +94,7 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 				logger.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", nc.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", Redact(nc.ConnectedUrl())) }),
 	}
 	var nc *nats.Conn
 	var err error
@@ -103,7 +104,7 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 			return nc, nil
 		}
 		if attempt == 20 {
-			return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+			return nil, fmt.Errorf("connect to nats at %s: %w", Redact(url), err)
 		}
 		select {
 		case <-ctx.Done():
@@ -152,4 +153,27 @@ func hostPort(rawURL string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// Redact returns a VERDICT_NATS_URL (one URL or a comma-separated list)
+// fit for logs, errors and /readyz: a password, or a token given as the
+// user name, becomes "xxxxx".
+func Redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			if err != nil && strings.Contains(p, "@") {
+				parts[i] = "xxxxx@" + p[strings.LastIndex(p, "@")+1:]
+			}
+			continue
+		}
+		if _, has := u.User.Password(); has {
+			parts[i] = u.Redacted()
+		} else {
+			u.User = url.User("xxxxx")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

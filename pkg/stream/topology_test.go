@@ -106,3 +106,16 @@ func TestIngestBacklog(t *testing.T) {
 		t.Errorf("all delivered: backlog %+v, want none", b)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"nats://127.0.0.1:4222":                            "nats://127.0.0.1:4222",
+		"nats://verdict:s3cret@n1:4222,nats://n2:4222":     "nats://verdict:xxxxx@n1:4222,nats://n2:4222",
+		"tls://s3cret-token@n1:4222":                       "tls://xxxxx@n1:4222",
+		"nats://a:s3cret@n1:4222, nats://b:s3cret@n2:4222": "nats://a:xxxxx@n1:4222,nats://b:xxxxx@n2:4222",
+	} {
+		if got := stream.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
-	log.Info("starting ingest", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL)
+	log.Info("starting ingest", "clickhouse", cfg.ClickHouse, "nats", stream.Redact(cfg.NATSURL))
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ingest.Run(gctx, cfg) })

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/notifier"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
-	log.Info("starting notifier", "nats", cfg.NATSURL, "smtp", cfg.SMTP)
+	log.Info("starting notifier", "nats", stream.Redact(cfg.NATSURL), "smtp", cfg.SMTP)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return notifier.Run(gctx, cfg) })

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/rules"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	cfg.Logger, cfg.Registerer, cfg.Checks = log, reg, checks
-	log.Info("starting rules", "clickhouse", cfg.ClickHouse, "nats", cfg.NATSURL, "interval", cfg.Interval, "hold", max(cfg.Hold, 0))
+	log.Info("starting rules", "clickhouse", cfg.ClickHouse, "nats", stream.Redact(cfg.NATSURL), "interval", cfg.Interval, "hold", max(cfg.Hold, 0))
 
 	// The API and the pages read the readouts this service stores.
 	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)

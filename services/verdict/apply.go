@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
 // fileList is a repeatable -f flag.
@@ -79,7 +80,7 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 
 	nc, err := nats.Connect(*natsURL, nats.Name("verdict-apply"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return fmt.Errorf("connect to %s (or use --dry-run to validate without NATS): %w", *natsURL, err)
+		return fmt.Errorf("connect to %s (or use --dry-run to validate without NATS): %w", stream.Redact(*natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -86,7 +86,7 @@ func applyDemo(ctx context.Context, natsURL string, stdout io.Writer) error {
 	}
 	nc, err := nats.Connect(natsURL, nats.Name("verdict-demo"))
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", natsURL, err)
+		return fmt.Errorf("connect to %s: %w", stream.Redact(natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -115,7 +115,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) error {
 	nc, err := nats.Connect(c.natsURL, nats.Name("verdict-demo"))
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", c.natsURL, err)
+		return fmt.Errorf("connect to %s: %w", stream.Redact(c.natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))

@@ -104,16 +104,20 @@ func lifecycleTraffic(truths []lifecycleTruth, units int, from time.Time, span t
 type lifecycleStack struct {
 	env  map[string]string
 	stop func()
+	log  *deploySyncBuffer // up's log, of every start
 }
 
 func (s *lifecycleStack) getenv(k string) string { return s.env[k] }
 
 func (s *lifecycleStack) start(t *testing.T) {
 	t.Helper()
-	var upLog deploySyncBuffer
+	if s.log == nil {
+		s.log = &deploySyncBuffer{}
+	}
+	upLog := s.log
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"up"}, s.getenv, strings.NewReader(""), io.Discard, &upLog) }()
+	go func() { done <- run(ctx, []string{"up"}, s.getenv, strings.NewReader(""), io.Discard, upLog) }()
 	stopped := false
 	s.stop = func() {
 		if stopped {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
 // runPublish publishes NDJSON events, one per line, each to the subject of
@@ -59,7 +60,7 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 
 	nc, err := nats.Connect(*natsURL, nats.Name("verdict-publish"))
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", *natsURL, err)
+		return fmt.Errorf("connect to %s: %w", stream.Redact(*natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(*pending))

@@ -18,6 +18,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/notifier"
 	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/stack"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
 
@@ -85,7 +86,7 @@ func (c *upConfig) validate() error {
 	var errs []error
 	for _, one := range strings.Split(c.natsURL, ",") { // a cluster is a list of URLs
 		if u, err := url.Parse(strings.TrimSpace(one)); err != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Port() == "" {
-			errs = append(errs, fmt.Errorf("VERDICT_NATS_URL %q: want nats://host:port, or several separated by commas", c.natsURL))
+			errs = append(errs, fmt.Errorf("VERDICT_NATS_URL %q: want nats://host:port, or several separated by commas", stream.Redact(c.natsURL)))
 			break
 		}
 	}
@@ -163,7 +164,7 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, _ io.
 	log := newLogger(stderr, c.logLevel)
 	sc := c.stack(log)
 	sc.OnReady = func() {
-		log.Info("verdict is up", "http", "http://"+c.httpAddr, "nats", c.natsURL, "clickhouse", c.ch.Addr)
+		log.Info("verdict is up", "http", "http://"+c.httpAddr, "nats", stream.Redact(c.natsURL), "clickhouse", c.ch.Addr)
 	}
 	return stack.Run(ctx, sc)
 }

@@ -132,14 +132,18 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 		return
 	}
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	// The cause goes to the log; ClickHouse's own words stay inside.
 	h.log.Error("serve readouts", "path", r.URL.Path, "err", err)
-	writeError(w, http.StatusInternalServerError, "readouts are unavailable: "+err.Error())
+	writeError(w, http.StatusInternalServerError, "readouts are unavailable now; see the server log")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "encode readout: "+err.Error())
+		writeError(w, http.StatusInternalServerError, "the readout could not be encoded; see the server log")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -35,6 +35,7 @@ type Config struct {
 	Rules      rules.Config     // interval; connection fields are filled in from the above
 	Notifier   notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
 	Gateway    gateway.Config   // write keys and unit; connection fields are filled in from the above
+	Access     web.Access       // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
 	Logger     *slog.Logger
 
 	// OnReady, when set, is called once every part is up.
@@ -138,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 	g.Go(func() error { return ingest.Run(gctx, ic) })
 	g.Go(func() error { return rules.Run(gctx, rc) })
 	g.Go(func() error { return notifier.Run(gctx, nc) })
-	g.Go(func() error { return web.Serve(gctx, cfg.HTTPAddr, mux, log) })
+	g.Go(func() error { return web.Serve(gctx, cfg.HTTPAddr, cfg.Access.Wrap(mux), log) })
 	if cfg.OnReady != nil {
 		g.Go(func() error {
 			waitReady(gctx, checks)

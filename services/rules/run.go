@@ -34,7 +34,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Secrets are not flags: they would show in ps.
+	var access web.Access
 	var err error
+	if access.APITokens, err = web.ParseTokens("VERDICT_API_TOKENS", getenv("VERDICT_API_TOKENS")); err != nil {
+		return err
+	}
+	access.MetricsToken = getenv("VERDICT_METRICS_TOKEN")
+	if err := web.CheckExposure(*httpAddr, access, getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"); err != nil {
+		return err
+	}
 	if cfg.Interval, err = time.ParseDuration(*interval); err != nil || cfg.Interval < time.Second {
 		return fmt.Errorf("VERDICT_RULES_INTERVAL %q: want a duration of at least 1s, such as 1m", *interval)
 	}
@@ -59,6 +68,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rules.Run(gctx, cfg) })
-	g.Go(func() error { return web.Serve(gctx, *httpAddr, mux, log) })
+	g.Go(func() error { return web.Serve(gctx, *httpAddr, access.Wrap(mux), log) })
 	return g.Wait()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
+	"github.com/verdictlabs/verdict/pkg/web"
 )
 
 // runReadout prints an experiment's latest readout, read from the API on
@@ -49,7 +50,16 @@ func runReadout(ctx context.Context, args []string, getenv func(string) string, 
 		return errors.New("readout needs an experiment key")
 	}
 
-	body, err := getReadout(ctx, "http://"+*addr+"/v1/experiments/"+key+"/readout")
+	// The API's first token, when readouts need one (VERDICT_API_TOKENS).
+	tokens, err := web.ParseTokens("VERDICT_API_TOKENS", getenv("VERDICT_API_TOKENS"))
+	if err != nil {
+		return err
+	}
+	token := ""
+	if len(tokens) > 0 {
+		token = tokens[0]
+	}
+	body, err := getReadout(ctx, "http://"+*addr+"/v1/experiments/"+key+"/readout", token)
 	if err != nil {
 		return err
 	}
@@ -68,12 +78,15 @@ func runReadout(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-func getReadout(ctx context.Context, url string) ([]byte, error) {
+func getReadout(ctx context.Context, url, token string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -7,9 +7,10 @@ import (
 	"testing"
 )
 
-// TestSecretsStayOut plants secrets in the NATS URL, the SMTP password and
-// the write keys of verdict up, and looks for them in its log and on every
-// open endpoint.
+// TestSecretsStayOut plants secrets in the NATS URL, the SMTP password, the
+// write keys and the API tokens of verdict up, and looks for them in its
+// log and on every endpoint, with and without the token; the readouts
+// need the token, the probes do not.
 func TestSecretsStayOut(t *testing.T) {
 	const planted = "planted-secret-4711"
 	s := &lifecycleStack{env: map[string]string{
@@ -23,19 +24,38 @@ func TestSecretsStayOut(t *testing.T) {
 		"VERDICT_SMTP_USERNAME":   "verdict",
 		"VERDICT_SMTP_PASSWORD":   planted + "-smtp",
 		"VERDICT_WRITE_KEYS":      planted + "-key",
+		"VERDICT_API_TOKENS":      planted + "-api",
 	}}
 	s.start(t)
 	base := "http://" + s.env["VERDICT_HTTP_ADDR"]
-	for _, path := range []string{"/readyz", "/healthz", "/metrics", "/v1/experiments", "/experiments", "/v1/experiments/nope/readout", "/experiments/nope"} {
-		resp, err := http.Get(base + path)
+	get := func(path, token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(b), planted) {
-			t.Errorf("GET %s shows a planted secret", path)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/readyz", "/healthz", "/metrics", "/v1/experiments", "/experiments", "/v1/experiments/nope/readout", "/experiments/nope"} {
+		for _, token := range []string{"", planted + "-api"} {
+			if _, body := get(path, token); strings.Contains(body, planted) {
+				t.Errorf("GET %s shows a planted secret", path)
+			}
 		}
+	}
+	// The readouts need the API token; the probes do not.
+	for path, want := range map[string]int{"/v1/experiments": 401, "/experiments": 401, "/metrics": 200, "/healthz": 200} {
+		if code, _ := get(path, ""); code != want {
+			t.Errorf("GET %s without a token = %d, want %d", path, code, want)
+		}
+	}
+	if code, _ := get("/v1/experiments", planted+"-api"); code != 200 {
+		t.Errorf("GET /v1/experiments with the token = %d, want 200", code)
 	}
 	s.stop()
 	if strings.Contains(s.log.String(), planted) {

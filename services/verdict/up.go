@@ -20,6 +20,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/stack"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/web"
 )
 
 // upConfig is what `verdict up` and `verdict demo` are configured with; the
@@ -37,6 +38,7 @@ type upConfig struct {
 	decisionHold   string              // VERDICT_DECISION_HOLD
 	smtp           notifier.SMTPConfig // VERDICT_SMTP_*
 	writeKeys      string              // VERDICT_WRITE_KEYS
+	apiTokens      string              // VERDICT_API_TOKENS
 	allowedDomains string              // VERDICT_SMTP_ALLOWED_DOMAINS
 	gatewayUnit    string              // VERDICT_GATEWAY_UNIT
 	baseURL        string              // VERDICT_BASE_URL
@@ -47,6 +49,8 @@ type upConfig struct {
 	rulesIntervalD time.Duration
 	decisionHoldD  time.Duration
 	gateway        gateway.Config
+	access         web.Access
+	insecure       bool
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -75,6 +79,9 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 		return nil
 	})
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
+	c.apiTokens = getenv("VERDICT_API_TOKENS") // nor these
+	c.access.MetricsToken = getenv("VERDICT_METRICS_TOKEN")
+	c.insecure = getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"
 	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
 	fs.StringVar(&c.gatewayUnit, "gateway-unit", envOr(getenv, "VERDICT_GATEWAY_UNIT", "user"), "HTTP ingest unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
 	fs.StringVar(&c.baseURL, "base-url", getenv("VERDICT_BASE_URL"), "where people open readout pages, for links in emails (VERDICT_BASE_URL; default http://<http-addr>)")
@@ -111,6 +118,11 @@ func (c *upConfig) validate() error {
 	if c.decisionHoldD, err = rules.ParseHold(c.decisionHold); err != nil {
 		errs = append(errs, err)
 	}
+	if c.access.APITokens, err = web.ParseTokens("VERDICT_API_TOKENS", c.apiTokens); err != nil {
+		errs = append(errs, err)
+	} else if err := web.CheckExposure(c.httpAddr, c.access, c.insecure); err != nil {
+		errs = append(errs, err)
+	}
 	if c.gateway.WriteKeys, err = gateway.ParseWriteKeys(c.writeKeys); err != nil {
 		errs = append(errs, err)
 	}
@@ -133,6 +145,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		Rules:      rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
 		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ",")},
 		Gateway:    c.gateway,
+		Access:     c.access,
 		Logger:     log,
 	}
 }

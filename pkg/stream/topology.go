@@ -30,12 +30,13 @@ const (
 
 // Limits bound what the streams keep.
 type Limits struct {
-	EventsMaxAge   time.Duration // default 7 days
-	EventsMaxBytes int64         // default 10 GiB
-	DLQMaxAge      time.Duration // default 30 days
-	DLQMaxBytes    int64         // default 1 GiB
-	ReadoutsMaxAge time.Duration // default 90 days
-	Duplicates     time.Duration // dedup window on Nats-Msg-Id, default 10 minutes
+	EventsMaxAge     time.Duration // default 7 days
+	EventsMaxBytes   int64         // default 10 GiB
+	DLQMaxAge        time.Duration // default 30 days
+	DLQMaxBytes      int64         // default 1 GiB
+	ReadoutsMaxAge   time.Duration // default 90 days
+	ReadoutsMaxBytes int64         // default 2 GiB
+	Duplicates       time.Duration // dedup window on Nats-Msg-Id, default 10 minutes
 }
 
 // DefaultLimits are the limits used when none are configured.
@@ -45,7 +46,11 @@ var DefaultLimits = Limits{
 	DLQMaxAge:      30 * 24 * time.Hour,
 	DLQMaxBytes:    1 << 30,
 	ReadoutsMaxAge: 90 * 24 * time.Hour,
-	Duplicates:     10 * time.Minute,
+	// Bounded: a readout every minute for every experiment is a few GB a
+	// quarter; the notifier reads only the newest, and ClickHouse keeps
+	// the history.
+	ReadoutsMaxBytes: 2 << 30,
+	Duplicates:       10 * time.Minute,
 }
 
 // EnsureStreams creates VERDICT_EVENTS, VERDICT_DLQ and VERDICT_READOUTS, or updates them to
@@ -73,6 +78,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 
 // streamConfigs are the streams verdict declares, with the given limits.
 func streamConfigs(l Limits) []jetstream.StreamConfig {
+	readoutsMaxBytes := l.ReadoutsMaxBytes
+	if readoutsMaxBytes == 0 {
+		readoutsMaxBytes = -1 // unlimited, as the server stores it
+	}
 	return []jetstream.StreamConfig{
 		{
 			Name:        EventsStream,
@@ -104,7 +113,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      l.ReadoutsMaxAge,
-			MaxBytes:    -1, // unlimited, as the server stores it
+			MaxBytes:    readoutsMaxBytes,
 			Duplicates:  l.Duplicates,
 		},
 	}

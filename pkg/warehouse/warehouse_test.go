@@ -326,3 +326,20 @@ func queryAll(w *warehouse.Warehouse, q string) ([]row, error) {
 	}
 	return out, rs.Err()
 }
+
+// TestDialWrongPassword: a credential ClickHouse refuses fails Dial at once
+// with the variables to check, rather than retrying until the context ends.
+func TestDialWrongPassword(t *testing.T) {
+	_, addr := warehousetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, cfg := range []warehouse.Config{
+		{Addr: addr, Database: "verdict", Username: "default", Password: "wrong"},
+		{Addr: addr, Database: "verdict", Username: "nobody"},
+	} {
+		_, err := warehouse.Dial(ctx, cfg, nil)
+		if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "VERDICT_CLICKHOUSE_PASSWORD") {
+			t.Errorf("Dial as %q with password %q = %v (context %v); want a refusal naming the settings", cfg.Username, cfg.Password, err, ctx.Err())
+		}
+	}
+}

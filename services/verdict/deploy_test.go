@@ -143,7 +143,19 @@ func TestDeployRulesHaveRunbooks(t *testing.T) {
 
 func TestDeployComposeConfig(t *testing.T) {
 	compose := deployTool(t, "docker-compose", "docker-compose")
-	deployRun(t, deployRoot, compose, "-f", "docker-compose.yml", "config", "-q")
+	// The secrets come from .env, which the README has you create from
+	// .env.example; without them compose refuses, naming what is missing.
+	deployRun(t, deployRoot, compose, "--env-file", ".env.example", "-f", "docker-compose.yml", "config", "-q")
+	empty := filepath.Join(t.TempDir(), "empty.env")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(compose, "--env-file", empty, "-f", "docker-compose.yml", "config", "-q")
+	cmd.Dir = deployRoot
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // none of the secrets
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "CLICKHOUSE_PASSWORD") {
+		t.Errorf("docker-compose config without .env: %v\n%s\nwant a refusal naming CLICKHOUSE_PASSWORD", err, out)
+	}
 }
 
 type promRule struct {

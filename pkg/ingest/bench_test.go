@@ -91,7 +91,7 @@ func natsProcess(b *testing.B) string {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	for deadline := time.Now().Add(30 * time.Second); !stream.Reachable(url, time.Second); {
+	for deadline := time.Now().Add(30 * time.Second); !stream.Reachable(url, stream.Auth{}, time.Second); {
 		if time.Now().After(deadline) {
 			b.Fatalf("nats-server child not answering at %s", url)
 		}

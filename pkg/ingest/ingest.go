@@ -27,6 +27,7 @@ const ConsumerName = "ingest"
 // Config is the ingest service's configuration.
 type Config struct {
 	NATSURL    string           // VERDICT_NATS_URL
+	NATSAuth   stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
 	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
 	BatchSize  int              // messages per batch, default 10000
 	BatchWait  time.Duration    // longest wait to fill a batch, default 1s
@@ -80,7 +81,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.setDefaults()
 	log := cfg.Logger.With("service", "ingest")
 
-	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-ingest", cfg.Limits, log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-ingest", cfg.Limits, log)
 	if err != nil {
 		return err
 	}

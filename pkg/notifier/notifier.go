@@ -34,8 +34,9 @@ const (
 
 // Config is the notifier's configuration.
 type Config struct {
-	NATSURL string     // VERDICT_NATS_URL
-	SMTP    SMTPConfig // VERDICT_SMTP_*
+	NATSURL  string      // VERDICT_NATS_URL
+	NATSAuth stream.Auth // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
+	SMTP     SMTPConfig  // VERDICT_SMTP_*
 	// OutboxDir receives .eml files when SMTP.Addr is empty
 	// ($VERDICT_DATA_DIR/outbox).
 	OutboxDir string
@@ -140,7 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("service", "notifier")
 
-	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-notifier", stream.DefaultLimits, log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-notifier", stream.DefaultLimits, log)
 	if err != nil {
 		return err
 	}

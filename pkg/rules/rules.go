@@ -28,6 +28,7 @@ import (
 // Config is the rules service's configuration.
 type Config struct {
 	NATSURL    string           // VERDICT_NATS_URL
+	NATSAuth   stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
 	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
 	Interval   time.Duration    // VERDICT_RULES_INTERVAL, default 1m
 	// Hold is how long a candidate must hold on every look before it
@@ -68,7 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("service", "rules")
 
-	nc, js, err := stream.Open(ctx, cfg.NATSURL, "verdict-rules", stream.DefaultLimits, log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-rules", stream.DefaultLimits, log)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 // Config is the configuration of the whole stack.
 type Config struct {
 	NATSURL    string           // VERDICT_NATS_URL
+	NATSAuth   stream.Auth      // VERDICT_NATS_* credentials and TLS
 	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
 	HTTPAddr   string           // VERDICT_HTTP_ADDR
 	DataDir    string           // VERDICT_DATA_DIR
@@ -53,7 +54,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("create VERDICT_DATA_DIR %s: %w", cfg.DataDir, err)
 	}
 
-	if stream.Reachable(cfg.NATSURL, time.Second) {
+	if stream.Reachable(cfg.NATSURL, cfg.NATSAuth, time.Second) {
 		log.Info("using external nats-server", "url", stream.Redact(cfg.NATSURL))
 	} else {
 		ns, err := stream.RunServer(stream.ServerConfig{
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Declare the streams once, before the services start together: each
 	// would otherwise race the others to create them.
-	conn, _, err := stream.Open(ctx, cfg.NATSURL, "verdict-up", stream.DefaultLimits, log)
+	conn, _, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-up", stream.DefaultLimits, log)
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rules.Handle(mux, wh, log)
 
 	gc := cfg.Gateway
-	gc.NATSURL, gc.HTTPAddr = cfg.NATSURL, cfg.HTTPAddr
+	gc.NATSURL, gc.NATSAuth, gc.HTTPAddr = cfg.NATSURL, cfg.NATSAuth, cfg.HTTPAddr
 	gc.Logger, gc.Registerer, gc.Checks = log, reg, checks
 	gw, closeGateway, err := gateway.Open(ctx, gc)
 	if err != nil {
@@ -117,18 +118,18 @@ func Run(ctx context.Context, cfg Config) error {
 	gw.Register(mux)
 
 	ic := cfg.Ingest
-	ic.NATSURL = cfg.NATSURL
+	ic.NATSURL, ic.NATSAuth = cfg.NATSURL, cfg.NATSAuth
 	ic.ClickHouse = cfg.ClickHouse
 	ic.Logger = log
 	ic.Registerer = reg
 	ic.Checks = checks
 
 	rc := cfg.Rules
-	rc.NATSURL, rc.ClickHouse = cfg.NATSURL, cfg.ClickHouse
+	rc.NATSURL, rc.NATSAuth, rc.ClickHouse = cfg.NATSURL, cfg.NATSAuth, cfg.ClickHouse
 	rc.Logger, rc.Registerer, rc.Checks = log, reg, checks
 
 	nc := cfg.Notifier
-	nc.NATSURL = cfg.NATSURL
+	nc.NATSURL, nc.NATSAuth = cfg.NATSURL, cfg.NATSAuth
 	nc.OutboxDir = filepath.Join(cfg.DataDir, "outbox")
 	if nc.BaseURL == "" {
 		nc.BaseURL = "http://" + cfg.HTTPAddr

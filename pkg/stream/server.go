@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,10 +74,15 @@ func (s *Server) Shutdown() {
 }
 
 // Reachable reports whether a NATS server answers at url within timeout.
-func Reachable(url string, timeout time.Duration) bool {
-	nc, err := nats.Connect(url, nats.Timeout(timeout), nats.NoReconnect())
+// A server that refuses the credentials still answers.
+func Reachable(url string, auth Auth, timeout time.Duration) bool {
+	opts, err := auth.Options()
 	if err != nil {
 		return false
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Timeout(timeout), nats.NoReconnect())...)
+	if err != nil {
+		return errors.Is(err, nats.ErrAuthorization) || strings.Contains(strings.ToLower(err.Error()), "authorization")
 	}
 	nc.Close()
 	return true
@@ -84,24 +90,31 @@ func Reachable(url string, timeout time.Duration) bool {
 
 // Connect connects to NATS and keeps reconnecting for as long as the
 // connection is wanted: a service outlives a restart of nats-server.
-func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.Conn, error) {
-	opts := []nats.Option{
+func Connect(ctx context.Context, url string, auth Auth, name string, logger *slog.Logger) (*nats.Conn, error) {
+	opts, err := auth.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logger.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { logger.Info("nats reconnected", "url", Redact(nc.ConnectedUrl())) }),
-	}
+	)
 	var nc *nats.Conn
-	var err error
 	for attempt := 0; ; attempt++ {
 		nc, err = nats.Connect(url, opts...)
 		if err == nil {
 			return nc, nil
+		}
+		// Waiting does not mend a refused credential.
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			return nil, fmt.Errorf("connect to nats at %s: %w; check VERDICT_NATS_USER, VERDICT_NATS_PASSWORD, VERDICT_NATS_TOKEN, VERDICT_NATS_CREDS or VERDICT_NATS_NKEY", Redact(url), err)
 		}
 		if attempt == 20 {
 			return nil, fmt.Errorf("connect to nats at %s: %w", Redact(url), err)
@@ -117,8 +130,8 @@ func Connect(ctx context.Context, url, name string, logger *slog.Logger) (*nats.
 // Open connects a service to NATS (as Connect does), opens JetStream and
 // declares the streams with the given limits: what every service does first.
 // The caller closes the connection.
-func Open(ctx context.Context, url, name string, limits Limits, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := Connect(ctx, url, name, logger)
+func Open(ctx context.Context, url string, auth Auth, name string, limits Limits, logger *slog.Logger) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := Connect(ctx, url, auth, name, logger)
 	if err != nil {
 		return nil, nil, err
 	}

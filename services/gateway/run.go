@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/verdictlabs/verdict/pkg/gateway"
+	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
@@ -25,6 +26,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8082"), "HTTP ingest, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	unit := fs.String("unit", env("VERDICT_GATEWAY_UNIT", "user"), "unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}
 	var errs []error

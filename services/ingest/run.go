@@ -35,6 +35,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	if err := cfg.NATSAuth.Validate(); err != nil {
+		return err
+	}
 	var errs []error
 	var err error
 	if cfg.BatchSize, err = strconv.Atoi(*batch); err != nil || cfg.BatchSize < 1 {

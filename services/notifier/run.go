@@ -38,6 +38,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	if err := cfg.NATSAuth.Validate(); err != nil {
+		return err
+	}
 	cfg.SMTP.StartTLS = notifier.StartTLS(*starttls)
 	cfg.AllowedDomains = strings.Split(*allowed, ",")
 	cfg.OutboxDir = filepath.Join(*dataDir, "outbox")

@@ -34,6 +34,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	if err := cfg.NATSAuth.Validate(); err != nil {
+		return err
+	}
 	// Secrets are not flags: they would show in ps.
 	var access web.Access
 	var err error

@@ -78,7 +78,11 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 
-	nc, err := nats.Connect(*natsURL, nats.Name("verdict-apply"), nats.Timeout(5*time.Second))
+	opts, err := stream.AuthFromEnv(getenv).Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*natsURL, append(opts, nats.Name("verdict-apply"), nats.Timeout(5*time.Second))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s (or use --dry-run to validate without NATS): %w", stream.Redact(*natsURL), err)
 	}

@@ -64,7 +64,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 			return nil
 		case <-ready:
 		}
-		if err := applyDemo(gctx, c.natsURL, stdout); err != nil {
+		if err := applyDemo(gctx, c.natsURL, c.natsAuth, stdout); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "verdict is up: readouts at http://%s/experiments, metrics at /metrics — streaming simulated traffic (Ctrl-C stops)\n", c.httpAddr)
@@ -79,12 +79,16 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 
 // applyDemo stores the demo's definitions, starting ten minutes ago (the
 // simulated exposures are stamped up to five minutes in the past).
-func applyDemo(ctx context.Context, natsURL string, stdout io.Writer) error {
+func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, stdout io.Writer) error {
 	defs, err := simulate.DemoDefinitions(time.Now().Add(-10 * time.Minute))
 	if err != nil {
 		return fmt.Errorf("demo definitions: %w", err)
 	}
-	nc, err := nats.Connect(natsURL, nats.Name("verdict-demo"))
+	opts, err := auth.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(natsURL, append(opts, nats.Name("verdict-demo"))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", stream.Redact(natsURL), err)
 	}
@@ -113,7 +117,11 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 }
 
 func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) error {
-	nc, err := nats.Connect(c.natsURL, nats.Name("verdict-demo"))
+	opts, err := c.natsAuth.Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(c.natsURL, append(opts, nats.Name("verdict-demo"))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", stream.Redact(c.natsURL), err)
 	}

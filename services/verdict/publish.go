@@ -58,7 +58,11 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 		in = io.TeeReader(in, bar)
 	}
 
-	nc, err := nats.Connect(*natsURL, nats.Name("verdict-publish"))
+	opts, err := stream.AuthFromEnv(getenv).Options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*natsURL, append(opts, nats.Name("verdict-publish"))...)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", stream.Redact(*natsURL), err)
 	}

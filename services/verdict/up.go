@@ -27,6 +27,7 @@ import (
 // flags' defaults come from the environment.
 type upConfig struct {
 	natsURL   string           // VERDICT_NATS_URL
+	natsAuth  stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
 	ch        warehouse.Config // VERDICT_CLICKHOUSE_*
 	httpAddr  string           // VERDICT_HTTP_ADDR
 	dataDir   string           // VERDICT_DATA_DIR
@@ -78,6 +79,7 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 		c.smtp.StartTLS = notifier.StartTLS(s)
 		return nil
 	})
+	c.natsAuth = stream.AuthFromEnv(getenv)    // secrets: not flags
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
 	c.apiTokens = getenv("VERDICT_API_TOKENS") // nor these
 	c.access.MetricsToken = getenv("VERDICT_METRICS_TOKEN")
@@ -118,6 +120,9 @@ func (c *upConfig) validate() error {
 	if c.decisionHoldD, err = rules.ParseHold(c.decisionHold); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.natsAuth.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.access.APITokens, err = web.ParseTokens("VERDICT_API_TOKENS", c.apiTokens); err != nil {
 		errs = append(errs, err)
 	} else if err := web.CheckExposure(c.httpAddr, c.access, c.insecure); err != nil {
@@ -138,6 +143,7 @@ func (c *upConfig) validate() error {
 func (c *upConfig) stack(log *slog.Logger) stack.Config {
 	return stack.Config{
 		NATSURL:    c.natsURL,
+		NATSAuth:   c.natsAuth,
 		ClickHouse: c.ch,
 		HTTPAddr:   c.httpAddr,
 		DataDir:    c.dataDir,

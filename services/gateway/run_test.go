@@ -25,7 +25,7 @@ func TestRun(t *testing.T) {
 	}
 	httpAddr := ln.Addr().String()
 	ln.Close()
-	env := map[string]string{"VERDICT_NATS_URL": s.URL(), "VERDICT_HTTP_ADDR": httpAddr, "VERDICT_WRITE_KEYS": "k1,k2"}
+	env := map[string]string{"VERDICT_NATS_URL": s.URL(), "VERDICT_HTTP_ADDR": httpAddr, "VERDICT_WRITE_KEYS": "k1,k2", "VERDICT_METRICS_TOKEN": "m-token"}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
@@ -68,6 +68,16 @@ func TestRun(t *testing.T) {
 		t.Errorf("VERDICT_EVENTS holds %d messages, want 1", info.State.Msgs)
 	}
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/metrics without VERDICT_METRICS_TOKEN's token: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+httpAddr+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer m-token")
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ingest.Run(gctx, cfg) })
-	g.Go(func() error { return web.Serve(gctx, *httpAddr, web.NewMux(reg, checks), log) })
+	g.Go(func() error {
+		return web.Serve(gctx, *httpAddr, web.Access{MetricsToken: getenv("VERDICT_METRICS_TOKEN")}.Wrap(web.NewMux(reg, checks)), log)
+	})
 	return g.Wait()
 }

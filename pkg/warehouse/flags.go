@@ -18,4 +18,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.Database, "clickhouse-db", env("VERDICT_CLICKHOUSE_DB", DefaultDatabase), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
 	fs.StringVar(&c.Username, "clickhouse-user", env("VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
 	c.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
+	c.TLS = getenv("VERDICT_CLICKHOUSE_TLS") == "1" || getenv("VERDICT_CLICKHOUSE_TLS") == "true"
+	fs.BoolVar(&c.TLS, "clickhouse-tls", c.TLS, "native protocol over TLS, to ClickHouse's secure port (VERDICT_CLICKHOUSE_TLS)")
+	fs.StringVar(&c.TLSCA, "clickhouse-tls-ca", getenv("VERDICT_CLICKHOUSE_TLS_CA"), "PEM file of the CA that signed ClickHouse's certificate (VERDICT_CLICKHOUSE_TLS_CA)")
 }

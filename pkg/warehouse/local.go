@@ -45,9 +45,18 @@ type LocalConfig struct {
 	// logs (log/). Required. Starting again on the same DataDir finds the
 	// data again.
 	DataDir string
+	// TLS, when set, also serves the native protocol over TLS (ClickHouse's
+	// tcp_port_secure) on the same host.
+	TLS *LocalTLS
 	// StartTimeout bounds the wait for the first successful ping; default 30s.
 	StartTimeout time.Duration
 	Logger       *slog.Logger
+}
+
+// LocalTLS is the local server's TLS port and its certificate.
+type LocalTLS struct {
+	Port              int
+	CertFile, KeyFile string
 }
 
 // Local is a ClickHouse server process started by StartLocal.
@@ -91,7 +100,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	configFile, err := writeConfig(dir, cfg.Addr, cfg.HTTPAddr)
+	configFile, err := writeConfig(dir, cfg.Addr, cfg.HTTPAddr, cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("write clickhouse config: %w", err)
 	}
@@ -304,6 +313,19 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
 {{- if .HTTPPort}}
     <http_port>{{.HTTPPort}}</http_port>
 {{- end}}
+{{- if .TLS.Port}}
+    <tcp_port_secure>{{.TLS.Port}}</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>{{.TLS.CertFile}}</certificateFile>
+            <privateKeyFile>{{.TLS.KeyFile}}</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <disableProtocols>sslv2,sslv3,tlsv1,tlsv1_1</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
+{{- end}}
     <path>{{.Dir}}/</path>
     <tmp_path>{{.Dir}}/tmp/</tmp_path>
     <user_files_path>{{.Dir}}/user_files/</user_files_path>
@@ -346,7 +368,7 @@ const usersXML = `<?xml version="1.0"?>
 
 // writeConfig creates dir's layout and writes config.xml and users.xml; it
 // returns the path of config.xml.
-func writeConfig(dir, addr, httpAddr string) (string, error) {
+func writeConfig(dir, addr, httpAddr string, tlsCfg *LocalTLS) (string, error) {
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return "", err
@@ -371,10 +393,17 @@ func writeConfig(dir, addr, httpAddr string) (string, error) {
 		}
 	}
 	var b bytes.Buffer
+	if tlsCfg == nil {
+		tlsCfg = &LocalTLS{}
+	}
+	if strings.ContainsAny(tlsCfg.CertFile+tlsCfg.KeyFile, "<>&\"'") {
+		return "", fmt.Errorf("TLS files %q, %q: characters <>&\"' are not supported", tlsCfg.CertFile, tlsCfg.KeyFile)
+	}
 	err = configTemplate.Execute(&b, struct {
 		Dir, Host      string
 		Port, HTTPPort int
-	}{dir, host, port, httpPort})
+		TLS            LocalTLS
+	}{dir, host, port, httpPort, *tlsCfg})
 	if err != nil {
 		return "", err
 	}

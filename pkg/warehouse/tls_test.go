@@ -1,0 +1,95 @@
+package warehouse_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+)
+
+// TestTLS runs the local server with a TLS port and connects over TLS,
+// verifying it with VERDICT_CLICKHOUSE_TLS_CA's certificate; without the
+// CA, or without TLS, the connection fails.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	plain, secure := free(t), free(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{Addr: plain, DataDir: filepath.Join(dir, "data"),
+		TLS: &warehouse.LocalTLS{Port: port(t, secure), CertFile: certFile, KeyFile: keyFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop(context.Background())
+
+	w, err := warehouse.Open(ctx, warehouse.Config{Addr: secure, TLS: true, TLSCA: certFile})
+	if err != nil {
+		t.Fatalf("Open over TLS with the CA: %v", err)
+	}
+	w.Close()
+	if w, err := warehouse.Open(ctx, warehouse.Config{Addr: secure, TLS: true}); err == nil {
+		w.Close()
+		t.Error("Open over TLS without the CA succeeded: the self-signed certificate must not verify")
+	}
+	shortCtx, cancelShort := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelShort()
+	if w, err := warehouse.Open(shortCtx, warehouse.Config{Addr: secure}); err == nil {
+		w.Close()
+		t.Error("Open without TLS to the TLS port succeeded")
+	}
+}
+
+func free(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func port(t *testing.T, addr string) int {
+	t.Helper()
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Port
+}

@@ -19,9 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -123,35 +121,7 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 
 // ParseWriteKeys reads VERDICT_WRITE_KEYS: keys separated by commas, or
 // @FILE for a file of keys, one a line or separated by commas.
-func ParseWriteKeys(s string) ([]string, error) {
-	if path, ok := strings.CutPrefix(s, "@"); ok {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("VERDICT_WRITE_KEYS %s: %w", s, err)
-		}
-		s = string(b)
-	}
-	var keys []string
-	for _, k := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
-		if k = strings.TrimSpace(k); k != "" {
-			keys = append(keys, k)
-		}
-	}
-	return keys, nil
-}
-
-// IsLoopback reports whether addr (host:port) listens on loopback only.
-func IsLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func ParseWriteKeys(s string) ([]string, error) { return web.ParseTokens("VERDICT_WRITE_KEYS", s) }
 
 // reply is Segment's response body.
 type reply struct {
@@ -296,14 +266,7 @@ func eventsNDJSON(body []byte) []*nats.Msg {
 		if len(line) == 0 {
 			continue
 		}
-		msg := nats.NewMsg(event.SubjectPrefix + "unknown")
-		if typ, id, err := event.Peek(line); err == nil && (typ == "exposure" || typ == "track") {
-			msg.Subject = event.SubjectPrefix + typ
-			if id != "" {
-				msg.Header.Set(nats.MsgIdHdr, id)
-			}
-		}
-		msg.Data = bytes.Clone(line)
+		msg, _ := stream.EventMsg(line)
 		msgs = append(msgs, msg)
 	}
 	return msgs
@@ -322,11 +285,7 @@ func (d deadLetter) msg(from string) *nats.Msg {
 	if errors.As(d.err, &e) {
 		reason = e.Reason
 	}
-	m := nats.NewMsg(stream.DLQPrefix + string(reason))
-	m.Data = d.payload
-	m.Header.Set(stream.ErrorHeader, d.err.Error())
-	m.Header.Set(stream.SubjectHeader, from)
-	return m
+	return stream.DeadLetter(reason, d.err.Error(), from, d.payload)
 }
 
 // publish sends every message and waits for every acknowledgement.
@@ -336,22 +295,11 @@ func (g *Gateway) publish(ctx context.Context, msgs []*nats.Msg) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.opt.AckTimeout)
 	defer cancel()
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	for _, m := range msgs {
-		f, err := g.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("publish to %s: %w", m.Subject, err)
+	if err := stream.PublishAll(ctx, g.js, msgs); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for acknowledgements: %w", err)
 		}
-		futures = append(futures, f)
-	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish to %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return fmt.Errorf("wait for acknowledgements: %w", ctx.Err())
-		}
+		return err
 	}
 	return nil
 }
@@ -454,7 +402,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, func(), error) {
 		})
 	}
 	g := New(js, Options{
-		WriteKeys: cfg.WriteKeys, Loopback: IsLoopback(cfg.HTTPAddr), Unit: cfg.Unit,
+		WriteKeys: cfg.WriteKeys, Loopback: web.IsLoopback(cfg.HTTPAddr), Unit: cfg.Unit,
 		Logger: log, Registerer: cfg.Registerer, Checks: cfg.Checks,
 	})
 	log.Info("http ingest", "endpoints", "/v1/batch /v1/track /v1/page /v1/screen /v1/identify /v1/group /v1/alias /v1/events", "write_keys", len(cfg.WriteKeys), "unit", g.opt.Unit)

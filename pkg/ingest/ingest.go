@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -336,31 +335,15 @@ func (in *Ingester) deadLetter(ctx context.Context, dead []deadLetter) error {
 	if len(dead) == 0 {
 		return nil
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(dead))
+	msgs := make([]*nats.Msg, 0, len(dead))
 	for _, d := range dead {
-		m := nats.NewMsg(stream.DLQPrefix + string(d.reason))
-		m.Data = d.msg.Data()
-		m.Header.Set(stream.ErrorHeader, headerValue(d.detail))
-		m.Header.Set(stream.SubjectHeader, headerValue(d.msg.Subject()))
+		m := stream.DeadLetter(d.reason, d.detail, d.msg.Subject(), d.msg.Data())
 		if md, err := d.msg.Metadata(); err == nil {
 			m.Header.Set(nats.MsgIdHdr, "ingest-"+strconv.FormatUint(md.Sequence.Stream, 10))
 		}
-		f, err := in.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("publish to %s: %w", m.Subject, err)
-		}
-		futures = append(futures, f)
+		msgs = append(msgs, m)
 	}
-	for _, f := range futures {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish to %s: %w", f.Msg().Subject, err)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return stream.PublishAll(ctx, in.js, msgs)
 }
 
 // retry calls f until it succeeds, backing off between attempts, or until
@@ -378,18 +361,4 @@ func (in *Ingester) retry(ctx context.Context, what string, failures prometheus.
 			return fmt.Errorf("%s: %w", what, err)
 		}
 	}
-}
-
-// headerValue makes s safe as a NATS header value: one line, bounded.
-func headerValue(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 1024 {
-		s = s[:1024]
-	}
-	return s
 }

@@ -93,13 +93,24 @@ func ParseTokens(name, value string) ([]string, error) {
 // CheckExposure refuses to serve readouts beyond loopback without API
 // tokens, unless insecure (VERDICT_INSECURE=1) says so.
 func CheckExposure(addr string, a Access, insecure bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return nil // the address itself is reported elsewhere
 	}
-	ip := net.ParseIP(host)
-	if host == "localhost" || (ip != nil && ip.IsLoopback()) || len(a.APITokens) > 0 || insecure {
+	if IsLoopback(addr) || len(a.APITokens) > 0 || insecure {
 		return nil
 	}
 	return fmt.Errorf("VERDICT_HTTP_ADDR %s is not a loopback address and VERDICT_API_TOKENS is empty: anyone who reaches it could read every readout; set VERDICT_API_TOKENS, or VERDICT_INSECURE=1 to allow it", addr)
+}
+
+// IsLoopback reports whether addr (host:port) listens on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -91,3 +91,11 @@ func TestParseTokens(t *testing.T) {
 		t.Error("ParseTokens of a missing file: no error")
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:8080": true, "localhost:80": true, "[::1]:8080": true, "0.0.0.0:8080": false, "10.0.0.1:80": false, ":8080": false} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

@@ -15,7 +15,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -109,16 +108,10 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader) (pu
 		if len(line) == 0 {
 			continue
 		}
-		msg := nats.NewMsg(event.SubjectPrefix + "unknown")
-		if typ, id, err := event.Peek(line); err == nil && (typ == "exposure" || typ == "track") {
-			msg.Subject = event.SubjectPrefix + typ
-			if id != "" {
-				msg.Header.Set(nats.MsgIdHdr, id)
-			}
-		} else {
+		msg, routed := stream.EventMsg(line)
+		if !routed {
 			st.unrouted++
 		}
-		msg.Data = append([]byte(nil), line...)
 		f, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return st, fmt.Errorf("publish to %s: %w", msg.Subject, err)

@@ -210,6 +210,7 @@ func digestOf(ro readout.Readout) ([32]byte, error) {
 // NewEngine returns an engine that continues each experiment's versions
 // from the readouts already stored.
 func NewEngine(ctx context.Context, opt EngineOptions) (*Engine, error) {
+	opt.Hold = max(opt.Hold, 0)
 	versions, err := opt.Warehouse.LatestVersions(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read readout versions: %w", err)
@@ -300,7 +301,7 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	look, running := Evaluate(exp, metrics, st, now, state.Running)
 	provisional := backlog.Pending > 0 && backlog.Lag > MaxIngestLag
 	look.Health.Backlog = backlog.Pending
-	ro, lifecycle := decide.Latch(state.Lifecycle, decide.Look{Readout: look, Provisional: provisional, Now: now, Hold: max(e.opt.Hold, 0)})
+	ro, lifecycle := decide.Latch(state.Lifecycle, decide.Look{Readout: look, Provisional: provisional, Now: now, Hold: e.opt.Hold})
 	if !provisional {
 		state.Running = running
 	}
@@ -318,7 +319,7 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 		return e.last[exp.Key], err
 	}
 	if d := lifecycle.DecidedAt; d != nil && d.Equal(now) {
-		e.opt.Logger.Info("decided", "experiment", exp.Key, "status", ro.Status, "label", ro.Label, "held", max(e.opt.Hold, 0))
+		e.opt.Logger.Info("decided", "experiment", exp.Key, "status", ro.Status, "label", ro.Label, "held", e.opt.Hold)
 	}
 	version := e.versions[exp.Key] + 1
 	ro.Version = int64(version)

@@ -2,13 +2,17 @@
 //
 //	GET /v1/experiments                  every experiment's latest readout, in brief
 //	GET /v1/experiments/{key}/readout    the latest readout
-//	GET /v1/experiments/{key}/readouts   the history, newest first (?limit=N, default 100)
+//	GET /v1/experiments/{key}/readouts   the history, newest first, a page at a time
+//	                                     (?limit=N, default 100, at most 10000;
+//	                                     ?before=V starts below version V; "next"
+//	                                     and a Link header give the next page)
 package api
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -26,7 +30,9 @@ var ErrNotFound = readout.ErrNotFound
 type Source interface {
 	List(ctx context.Context) ([]readout.Readout, error)
 	Latest(ctx context.Context, experiment string) (readout.Readout, error)
-	History(ctx context.Context, experiment string, limit int) ([]readout.Readout, error)
+	// History returns up to limit readouts with a version below before
+	// (0: from the newest), newest first.
+	History(ctx context.Context, experiment string, before int64, limit int) ([]readout.Readout, error)
 }
 
 // Brief is one experiment in the listing.
@@ -103,19 +109,38 @@ func (h *handler) history(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	rs, err := h.src.History(r.Context(), key, limit)
+	var before int64
+	if s := r.URL.Query().Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "before must be a readout version, a whole number from 1")
+			return
+		}
+		before = n
+	}
+	rs, err := h.src.History(r.Context(), key, before, limit)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	if len(rs) == 0 {
+	if len(rs) == 0 && before == 0 {
 		writeError(w, http.StatusNotFound, "no readouts for experiment "+strconv.Quote(key))
 		return
+	}
+	// A full page may have more behind it; version 1 has nothing behind.
+	var next string
+	if last := len(rs) - 1; len(rs) == limit && rs[last].Version > 1 {
+		next = fmt.Sprintf("/v1/experiments/%s/readouts?before=%d&limit=%d", key, rs[last].Version, limit)
+		w.Header().Set("Link", "<"+next+`>; rel="next"`)
+	}
+	if rs == nil {
+		rs = []readout.Readout{}
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Experiment string            `json:"experiment"`
 		Readouts   []readout.Readout `json:"readouts"`
-	}{key, rs})
+		Next       string            `json:"next,omitempty"`
+	}{key, rs, next})
 }
 
 func (h *handler) key(w http.ResponseWriter, r *http.Request) (string, bool) {

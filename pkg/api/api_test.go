@@ -33,8 +33,13 @@ func (s source) Latest(_ context.Context, key string) (readout.Readout, error) {
 	return readout.Readout{}, fmt.Errorf("%w for experiment %q", ErrNotFound, key)
 }
 
-func (s source) History(_ context.Context, key string, limit int) ([]readout.Readout, error) {
-	h := s[key]
+func (s source) History(_ context.Context, key string, before int64, limit int) ([]readout.Readout, error) {
+	var h []readout.Readout
+	for _, r := range s[key] {
+		if before == 0 || r.Version < before {
+			h = append(h, r)
+		}
+	}
 	return h[:min(limit, len(h))], nil
 }
 
@@ -53,6 +58,10 @@ func TestHandler(t *testing.T) {
 		{"/v1/experiments/a/readout", 200, []int64{3}},
 		{"/v1/experiments/a/readouts", 200, []int64{3, 2, 1}},
 		{"/v1/experiments/a/readouts?limit=2", 200, []int64{3, 2}},
+		{"/v1/experiments/a/readouts?before=3&limit=1", 200, []int64{2}},
+		{"/v1/experiments/a/readouts?before=1", 200, nil},
+		{"/v1/experiments/a/readouts?before=0", 400, nil},
+		{"/v1/experiments/a/readouts?before=x", 400, nil},
 		{"/v1/experiments/a/readouts?limit=0", 400, nil},
 		{"/v1/experiments/a/readouts?limit=x", 400, nil},
 		{"/v1/experiments/zzz/readout", 404, nil},
@@ -100,5 +109,45 @@ func TestHandler(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tt.versions) {
 			t.Errorf("GET %s: versions %v, want %v", tt.path, got, tt.versions)
 		}
+	}
+}
+
+// TestHistoryPages walks the history by its "next" links: every version
+// once, newest first, and the Link header says the same as "next".
+func TestHistoryPages(t *testing.T) {
+	var h []readout.Readout
+	for v := int64(7); v >= 1; v-- {
+		h = append(h, readout.Readout{Experiment: "a", Version: v, Status: readout.Collecting})
+	}
+	mux := http.NewServeMux()
+	Register(mux, source{"a": h}, slog.New(slog.DiscardHandler))
+	var got []int64
+	pages := 0
+	for path := "/v1/experiments/a/readouts?limit=3"; path != ""; pages++ {
+		if pages > 5 {
+			t.Fatalf("more than 5 pages; at %s", path)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != 200 {
+			t.Fatalf("GET %s = %d %s", path, rec.Code, rec.Body)
+		}
+		var body struct {
+			Readouts []struct{ Version int64 }
+			Next     string
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range body.Readouts {
+			got = append(got, r.Version)
+		}
+		if link, want := rec.Header().Get("Link"), "<"+body.Next+`>; rel="next"`; (body.Next == "") != (link == "") || (link != "" && link != want) {
+			t.Errorf("GET %s: Link %q, next %q", path, link, body.Next)
+		}
+		path = body.Next
+	}
+	if fmt.Sprint(got) != "[7 6 5 4 3 2 1]" || pages != 3 {
+		t.Errorf("walked %v in %d pages, want [7 6 5 4 3 2 1] in 3", got, pages)
 	}
 }

@@ -32,7 +32,7 @@ type Source interface {
 	// ErrNotFound when there is none.
 	Latest(ctx context.Context, key string) (readout.Readout, error)
 	// History is up to limit readouts of the experiment, newest first.
-	History(ctx context.Context, key string, limit int) ([]readout.Readout, error)
+	History(ctx context.Context, key string, before int64, limit int) ([]readout.Readout, error)
 	// List is the newest readout of every experiment.
 	List(ctx context.Context) ([]readout.Readout, error)
 }
@@ -145,7 +145,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "read latest readout of "+key, err)
 		return
 	}
-	hist, err := h.src.History(r.Context(), key, h.opts.HistoryLimit)
+	hist, err := h.src.History(r.Context(), key, 0, h.opts.HistoryLimit)
 	if err != nil {
 		// The page is still worth showing without its timeline.
 		h.opts.Logger.Warn("read readout history", "experiment", key, "err", err)

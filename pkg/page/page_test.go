@@ -28,7 +28,7 @@ func (m memSource) Latest(_ context.Context, key string) (readout.Readout, error
 	return h[len(h)-1], nil
 }
 
-func (m memSource) History(_ context.Context, key string, limit int) ([]readout.Readout, error) {
+func (m memSource) History(_ context.Context, key string, _ int64, limit int) ([]readout.Readout, error) {
 	h := m[key]
 	var out []readout.Readout
 	for i := len(h) - 1; i >= 0 && len(out) < limit; i-- {

@@ -719,7 +719,7 @@ func TestEndToEnd(t *testing.T) {
 			if _, ok := latest[s.key]; ok {
 				continue
 			}
-			h, err := store.History(ctx, s.key, 2)
+			h, err := store.History(ctx, s.key, 0, 2)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,9 +54,10 @@ func (s Readouts) Latest(ctx context.Context, experiment string) (readout.Readou
 	return decode(doc)
 }
 
-// History returns up to limit readouts of the experiment, newest first.
-func (s Readouts) History(ctx context.Context, experiment string, limit int) ([]readout.Readout, error) {
-	docs, err := s.W.ReadoutHistory(ctx, experiment, limit)
+// History returns up to limit readouts of the experiment below version
+// before (0: from the newest), newest first.
+func (s Readouts) History(ctx context.Context, experiment string, before int64, limit int) ([]readout.Readout, error) {
+	docs, err := s.W.ReadoutHistory(ctx, experiment, uint64(max(before, 0)), limit)
 	if err != nil {
 		return nil, err
 	}

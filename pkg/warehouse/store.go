@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -25,7 +26,7 @@ WHERE experiment = @experiment
 ORDER BY version DESC
 LIMIT 1`
 	readoutHistory = `SELECT readout FROM {db:Identifier}.readouts FINAL
-WHERE experiment = @experiment
+WHERE experiment = @experiment AND version < @before
 ORDER BY version DESC
 LIMIT @limit`
 	latestVersions = `SELECT experiment, max(version) FROM {db:Identifier}.readouts GROUP BY experiment`
@@ -72,14 +73,19 @@ func (w *Warehouse) LatestReadout(ctx context.Context, experiment string) ([]byt
 	return []byte(doc), version, nil
 }
 
-// ReadoutHistory returns up to limit readout documents of the experiment,
-// newest first; limit ≤ 0 means all. No readout is an empty list.
-func (w *Warehouse) ReadoutHistory(ctx context.Context, experiment string, limit int) ([][]byte, error) {
+// ReadoutHistory returns up to limit readout documents of the experiment
+// with a version below before, newest first: before 0 starts at the newest,
+// and the last version returned is where the next page starts. limit ≤ 0
+// means all. No readout is an empty list.
+func (w *Warehouse) ReadoutHistory(ctx context.Context, experiment string, before uint64, limit int) ([][]byte, error) {
 	if limit <= 0 {
 		limit = 1 << 62
 	}
+	if before == 0 {
+		before = math.MaxUint64
+	}
 	rows, err := w.conn.Query(ctx, withDatabase(readoutHistory, w.db),
-		clickhouse.Named("experiment", experiment), clickhouse.Named("limit", uint64(limit)))
+		clickhouse.Named("experiment", experiment), clickhouse.Named("before", before), clickhouse.Named("limit", uint64(limit)))
 	if err != nil {
 		return nil, fmt.Errorf("readout history of %s: %w", experiment, err)
 	}

@@ -43,7 +43,7 @@ func TestReadoutStore(t *testing.T) {
 	if err != nil || version != 3 || string(got) != string(doc("checkout", 3)) {
 		t.Errorf("LatestReadout(checkout) = %s, %d, %v; want %s, 3, nil", got, version, err, doc("checkout", 3))
 	}
-	history, err := w.ReadoutHistory(ctx, "checkout", 10)
+	history, err := w.ReadoutHistory(ctx, "checkout", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +51,18 @@ func TestReadoutStore(t *testing.T) {
 	if diff := cmp.Diff(want, strs(history)); diff != "" {
 		t.Errorf("ReadoutHistory(checkout, 10) (-want +got):\n%s", diff)
 	}
-	if history, err := w.ReadoutHistory(ctx, "checkout", 2); err != nil || len(history) != 2 {
+	if history, err := w.ReadoutHistory(ctx, "checkout", 0, 2); err != nil || len(history) != 2 {
 		t.Errorf("ReadoutHistory(checkout, 2) = %d documents, %v; want 2", len(history), err)
 	}
-	if history, err := w.ReadoutHistory(ctx, "nothing", 0); err != nil || len(history) != 0 {
+	// The next page starts below the last version of this one.
+	page2, err := w.ReadoutHistory(ctx, "checkout", 2, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{string(doc("checkout", 1))}, strs(page2)); diff != "" {
+		t.Errorf("ReadoutHistory(checkout, before 2) (-want +got):\n%s", diff)
+	}
+	if history, err := w.ReadoutHistory(ctx, "nothing", 0, 0); err != nil || len(history) != 0 {
 		t.Errorf("ReadoutHistory(nothing) = %d documents, %v; want none", len(history), err)
 	}
 	versions, err := w.LatestVersions(ctx)

@@ -68,13 +68,19 @@ func Run(ctx context.Context, cfg Config) error {
 		defer ns.Shutdown()
 	}
 
-	if warehouse.Reachable(ctx, cfg.ClickHouse.Addr) {
-		log.Info("using external clickhouse", "addr", cfg.ClickHouse.Addr)
+	// Over TLS the server is someone else's: the local one has no
+	// certificate, and a plain ping of a TLS port finds nobody.
+	if cfg.ClickHouse.TLS || warehouse.Reachable(ctx, cfg.ClickHouse.Addr) {
+		log.Info("using external clickhouse", "addr", cfg.ClickHouse.Addr, "tls", cfg.ClickHouse.TLS)
 	} else {
+		// With VERDICT_CLICKHOUSE_PASSWORD set, the local server's only
+		// user is VERDICT_CLICKHOUSE_USER with that password.
 		local, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{
-			Addr:    cfg.ClickHouse.Addr,
-			DataDir: filepath.Join(cfg.DataDir, "clickhouse"),
-			Logger:  log,
+			Addr:     cfg.ClickHouse.Addr,
+			DataDir:  filepath.Join(cfg.DataDir, "clickhouse"),
+			User:     cfg.ClickHouse.Username,
+			Password: cfg.ClickHouse.Password,
+			Logger:   log,
 		})
 		if err != nil {
 			return err

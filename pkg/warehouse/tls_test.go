@@ -63,3 +63,35 @@ func port(t *testing.T, addr string) int {
 	}
 	return a.Port
 }
+
+// TestLocalPassword starts the local server with a user and a password
+// (what `verdict up` does when VERDICT_CLICKHOUSE_PASSWORD is set): the
+// user with the password gets in; no password, a wrong one and the default
+// user are refused at once.
+func TestLocalPassword(t *testing.T) {
+	addr := free(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{Addr: addr, DataDir: t.TempDir(), User: "verdict", Password: "ch-pw-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop(context.Background())
+	w, err := warehouse.Open(ctx, warehouse.Config{Addr: addr, Username: "verdict", Password: "ch-pw-secret"})
+	if err != nil {
+		t.Fatalf("Open as verdict with its password: %v", err)
+	}
+	w.Close()
+	for _, cfg := range []warehouse.Config{
+		{Addr: addr, Username: "verdict"},
+		{Addr: addr, Username: "verdict", Password: "wrong"},
+		{Addr: addr, Username: "default"},
+	} {
+		if w, err := warehouse.Open(ctx, cfg); err == nil {
+			w.Close()
+			t.Errorf("Open as %q with password %q succeeded", cfg.Username, cfg.Password)
+		} else if ctx.Err() != nil {
+			t.Fatalf("Open as %q retried until the deadline: %v", cfg.Username, err)
+		}
+	}
+}

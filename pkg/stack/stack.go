@@ -27,17 +27,20 @@ import (
 
 // Config is the configuration of the whole stack.
 type Config struct {
-	NATSURL    string           // VERDICT_NATS_URL
-	NATSAuth   stream.Auth      // VERDICT_NATS_* credentials and TLS
-	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
-	HTTPAddr   string           // VERDICT_HTTP_ADDR
-	DataDir    string           // VERDICT_DATA_DIR
-	Ingest     ingest.Config    // batch tuning; connection fields are filled in from the above
-	Rules      rules.Config     // interval; connection fields are filled in from the above
-	Notifier   notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
-	Gateway    gateway.Config   // write keys and unit; connection fields are filled in from the above
-	Access     web.Access       // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
-	Logger     *slog.Logger
+	NATSURL  string      // VERDICT_NATS_URL
+	NATSAuth stream.Auth // VERDICT_NATS_* credentials and TLS
+	// NATSServerConfig is a nats-server config file for the embedded
+	// server (VERDICT_NATS_SERVER_CONFIG): its accounts, users and TLS.
+	NATSServerConfig string
+	ClickHouse       warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	HTTPAddr         string           // VERDICT_HTTP_ADDR
+	DataDir          string           // VERDICT_DATA_DIR
+	Ingest           ingest.Config    // batch tuning; connection fields are filled in from the above
+	Rules            rules.Config     // interval; connection fields are filled in from the above
+	Notifier         notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
+	Gateway          gateway.Config   // write keys and unit; connection fields are filled in from the above
+	Access           web.Access       // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
+	Logger           *slog.Logger
 
 	// OnReady, when set, is called once every part is up.
 	OnReady func()
@@ -56,11 +59,15 @@ func Run(ctx context.Context, cfg Config) error {
 
 	if stream.Reachable(cfg.NATSURL, cfg.NATSAuth, time.Second) {
 		log.Info("using external nats-server", "url", stream.Redact(cfg.NATSURL))
+		if cfg.NATSServerConfig != "" {
+			log.Warn("VERDICT_NATS_SERVER_CONFIG is for the embedded server; a server already answers, so it is not used", "file", cfg.NATSServerConfig)
+		}
 	} else {
 		ns, err := stream.RunServer(stream.ServerConfig{
-			URL:      cfg.NATSURL,
-			StoreDir: filepath.Join(cfg.DataDir, "nats"),
-			Logger:   log,
+			URL:        cfg.NATSURL,
+			StoreDir:   filepath.Join(cfg.DataDir, "nats"),
+			ConfigFile: cfg.NATSServerConfig,
+			Logger:     log,
 		})
 		if err != nil {
 			return err

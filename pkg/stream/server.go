@@ -21,7 +21,13 @@ import (
 type ServerConfig struct {
 	URL      string // nats://host:port to listen on; port 0 picks a free one
 	StoreDir string // JetStream file store
-	Logger   *slog.Logger
+	// ConfigFile, when set, is a nats-server configuration file
+	// (VERDICT_NATS_SERVER_CONFIG): accounts, users and their permissions,
+	// TLS, limits, in nats-server's own format, $VARIABLES read from the
+	// environment. URL and StoreDir still say where the server listens and
+	// stores; JetStream is always on.
+	ConfigFile string
+	Logger     *slog.Logger
 }
 
 // Server is an embedded nats-server with JetStream.
@@ -37,17 +43,24 @@ func RunServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := &server.Options{
-		ServerName: "verdict",
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   filepath.Clean(cfg.StoreDir),
-		NoSigs:     true,
-		NoLog:      true,
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("VERDICT_NATS_SERVER_CONFIG %s: %w", cfg.ConfigFile, err)
+		}
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = "verdict"
+	}
+	opts.Host, opts.Port = host, port
+	opts.JetStream = true
+	opts.StoreDir = filepath.Clean(cfg.StoreDir)
+	opts.NoSigs = true
+	opts.NoLog = true
+	if opts.MaxPayload == 0 {
 		// Batches of 10k events and their acks: keep payload and pending
 		// limits well above one batch.
-		MaxPayload: 1 << 20,
+		opts.MaxPayload = 1 << 20
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -59,7 +72,8 @@ func RunServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("embedded nats-server on %s:%d not ready after 30s", host, port)
 	}
 	if cfg.Logger != nil {
-		cfg.Logger.Info("embedded nats-server started", "url", ns.ClientURL(), "store", opts.StoreDir)
+		cfg.Logger.Info("embedded nats-server started", "url", ns.ClientURL(), "store", opts.StoreDir,
+			"config", cfg.ConfigFile, "tls", opts.TLSConfig != nil)
 	}
 	return &Server{ns: ns, url: ns.ClientURL()}, nil
 }

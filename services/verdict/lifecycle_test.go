@@ -197,7 +197,11 @@ type lifecycleReadout struct {
 
 func (s *lifecycleStack) readout(t *testing.T, key string) (lifecycleReadout, bool) {
 	t.Helper()
-	resp, err := http.Get("http://" + s.env["VERDICT_HTTP_ADDR"] + "/v1/experiments/" + key + "/readout")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.env["VERDICT_HTTP_ADDR"]+"/v1/experiments/"+key+"/readout", nil)
+	if tokens := s.env["VERDICT_API_TOKENS"]; tokens != "" {
+		req.Header.Set("Authorization", "Bearer "+strings.Split(tokens, ",")[0])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ import (
 type upConfig struct {
 	natsURL   string           // VERDICT_NATS_URL
 	natsAuth  stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
+	natsConf  string           // VERDICT_NATS_SERVER_CONFIG
 	ch        warehouse.Config // VERDICT_CLICKHOUSE_*
 	httpAddr  string           // VERDICT_HTTP_ADDR
 	dataDir   string           // VERDICT_DATA_DIR
@@ -63,6 +65,7 @@ func envOr(getenv func(string) string, key, def string) string {
 
 func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.natsURL, "nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL; an embedded server is started there when none answers (VERDICT_NATS_URL)")
+	fs.StringVar(&c.natsConf, "nats-server-config", getenv("VERDICT_NATS_SERVER_CONFIG"), "nats-server config file for the embedded server: accounts, users, permissions, TLS (VERDICT_NATS_SERVER_CONFIG)")
 	c.ch.RegisterFlags(fs, getenv) // up starts a local server at the address when none answers
 	fs.StringVar(&c.httpAddr, "http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout page, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./var"), "NATS store, local ClickHouse data, outbox (VERDICT_DATA_DIR)")
@@ -104,6 +107,11 @@ func (c *upConfig) validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, addr))
 		}
 	}
+	if c.natsConf != "" {
+		if _, err := os.Stat(c.natsConf); err != nil {
+			errs = append(errs, fmt.Errorf("VERDICT_NATS_SERVER_CONFIG: %w", err))
+		}
+	}
 	if c.dataDir == "" {
 		errs = append(errs, errors.New("VERDICT_DATA_DIR is empty: set a directory for the NATS store and ClickHouse data"))
 	}
@@ -142,17 +150,18 @@ func (c *upConfig) validate() error {
 
 func (c *upConfig) stack(log *slog.Logger) stack.Config {
 	return stack.Config{
-		NATSURL:    c.natsURL,
-		NATSAuth:   c.natsAuth,
-		ClickHouse: c.ch,
-		HTTPAddr:   c.httpAddr,
-		DataDir:    c.dataDir,
-		Ingest:     ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
-		Rules:      rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
-		Notifier:   notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ",")},
-		Gateway:    c.gateway,
-		Access:     c.access,
-		Logger:     log,
+		NATSURL:          c.natsURL,
+		NATSAuth:         c.natsAuth,
+		NATSServerConfig: c.natsConf,
+		ClickHouse:       c.ch,
+		HTTPAddr:         c.httpAddr,
+		DataDir:          c.dataDir,
+		Ingest:           ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
+		Rules:            rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
+		Notifier:         notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ",")},
+		Gateway:          c.gateway,
+		Access:           c.access,
+		Logger:           log,
 	}
 }
 

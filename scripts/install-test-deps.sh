@@ -3,8 +3,9 @@
 # analytics client libraries from npm (Segment, RudderStack, GrowthBook), and
 # from Debian's packages Prometheus (prometheus and promtool:
 # services/verdict/deploy_test.go checks deploy/prometheus and scrapes
-# `verdict up`), docker-compose (`config` of docker-compose.yml) and Chromium
-# (the readout page's browser test).
+# `verdict up`), docker-compose (`config` of docker-compose.yml), Chromium
+# (the readout page's browser test) and ZooKeeper (the ClickHouse cluster
+# tests run it for ON CLUSTER DDL and replication).
 # Idempotent and quiet: apt-get runs only when a command is missing. The
 # packages' own services are neither wanted nor started: the tests run their
 # own processes on free ports.
@@ -30,6 +31,7 @@ missing=()
 for cmd in "${!package[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${package[$cmd]}")
 done
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 

@@ -75,9 +75,10 @@ func Run(ctx context.Context, cfg Config) error {
 		defer ns.Shutdown()
 	}
 
-	// Over TLS the server is someone else's: the local one has no
-	// certificate, and a plain ping of a TLS port finds nobody.
-	if cfg.ClickHouse.TLS || warehouse.Reachable(ctx, cfg.ClickHouse.Addr) {
+	// Over TLS or on a cluster the servers are someone else's: the local
+	// one has no certificate and is no cluster, and a plain ping of a TLS
+	// port finds nobody.
+	if cfg.ClickHouse.TLS || cfg.ClickHouse.Cluster != "" || warehouse.Reachable(ctx, cfg.ClickHouse.Addr) {
 		log.Info("using external clickhouse", "addr", cfg.ClickHouse.Addr, "tls", cfg.ClickHouse.TLS)
 	} else {
 		// With VERDICT_CLICKHOUSE_PASSWORD set, the local server's only

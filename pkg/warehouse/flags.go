@@ -20,5 +20,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
 	c.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
 	c.TLS = getenv("VERDICT_CLICKHOUSE_TLS") == "1" || getenv("VERDICT_CLICKHOUSE_TLS") == "true"
 	fs.BoolVar(&c.TLS, "clickhouse-tls", c.TLS, "native protocol over TLS, to ClickHouse's secure port (VERDICT_CLICKHOUSE_TLS)")
+	fs.StringVar(&c.Cluster, "clickhouse-cluster", getenv("VERDICT_CLICKHOUSE_CLUSTER"), "cluster of the servers' remote_servers: tables sharded across it, created ON CLUSTER (VERDICT_CLICKHOUSE_CLUSTER)")
 	fs.StringVar(&c.TLSCA, "clickhouse-tls-ca", getenv("VERDICT_CLICKHOUSE_TLS_CA"), "PEM file of the CA that signed ClickHouse's certificate (VERDICT_CLICKHOUSE_TLS_CA)")
 }

@@ -55,9 +55,25 @@ type LocalConfig struct {
 	// TLS, when set, also serves the native protocol over TLS (ClickHouse's
 	// tcp_port_secure) on the same host.
 	TLS *LocalTLS
+	// Cluster, when set, makes the server a node of a cluster.
+	Cluster *LocalCluster
 	// StartTimeout bounds the wait for the first successful ping; default 30s.
 	StartTimeout time.Duration
 	Logger       *slog.Logger
+}
+
+// LocalCluster makes a local server a node of a cluster: its
+// remote_servers entry, ZooKeeper (for ON CLUSTER DDL and replication),
+// and the {shard} and {replica} macros of this node.
+type LocalCluster struct {
+	Name      string
+	Shards    [][]string // native host:port of each shard's replicas
+	ZooKeeper []string   // host:port of each ZooKeeper node
+	Shard     string     // this node's {shard}
+	Replica   string     // this node's {replica}
+	// InterserverPort is the HTTP port replicas fetch parts from each
+	// other on; needed when a shard has more than one replica.
+	InterserverPort int
 }
 
 // LocalTLS is the local server's TLS port and its certificate.
@@ -107,7 +123,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	configFile, err := writeConfig(dir, cfg.Addr, cfg.HTTPAddr, cfg.TLS, cfg.User, cfg.Password)
+	configFile, err := writeConfig(dir, cfg.Addr, cfg.HTTPAddr, cfg.TLS, cfg.User, cfg.Password, cfg.Cluster)
 	if err != nil {
 		return nil, fmt.Errorf("write clickhouse config: %w", err)
 	}
@@ -344,6 +360,31 @@ var configTemplate = template.Must(template.New("config.xml").Parse(`<?xml versi
     <max_concurrent_queries>100</max_concurrent_queries>
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
+{{- with .Cluster}}
+    <remote_servers>
+        <{{.Name}}>
+{{- range .Shards}}
+            <shard>
+                <internal_replication>true</internal_replication>
+{{- range .}}
+                <replica><host>{{.Host}}</host><port>{{.Port}}</port>{{if $.Password}}<user>{{$.User}}</user><password>{{$.Password}}</password>{{end}}</replica>
+{{- end}}
+            </shard>
+{{- end}}
+        </{{.Name}}>
+    </remote_servers>
+    <zookeeper>
+{{- range .ZooKeeper}}
+        <node><host>{{.Host}}</host><port>{{.Port}}</port></node>
+{{- end}}
+    </zookeeper>
+    <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
+    <macros><shard>{{.Shard}}</shard><replica>{{.Replica}}</replica></macros>
+{{- if .InterserverPort}}
+    <interserver_http_host>{{$.Host}}</interserver_http_host>
+    <interserver_http_port>{{.InterserverPort}}</interserver_http_port>
+{{- end}}
+{{- end}}
 </yandex>
 `))
 
@@ -380,7 +421,7 @@ var usersTemplate = template.Must(template.New("users.xml").Parse(`<?xml version
 
 // writeConfig creates dir's layout and writes config.xml and users.xml; it
 // returns the path of config.xml.
-func writeConfig(dir, addr, httpAddr string, tlsCfg *LocalTLS, user, password string) (string, error) {
+func writeConfig(dir, addr, httpAddr string, tlsCfg *LocalTLS, user, password string, cluster *LocalCluster) (string, error) {
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return "", err
@@ -411,23 +452,32 @@ func writeConfig(dir, addr, httpAddr string, tlsCfg *LocalTLS, user, password st
 	if strings.ContainsAny(tlsCfg.CertFile+tlsCfg.KeyFile, "<>&\"'") {
 		return "", fmt.Errorf("TLS files %q, %q: characters <>&\"' are not supported", tlsCfg.CertFile, tlsCfg.KeyFile)
 	}
-	err = configTemplate.Execute(&b, struct {
-		Dir, Host      string
-		Port, HTTPPort int
-		TLS            LocalTLS
-	}{dir, host, port, httpPort, *tlsCfg})
-	if err != nil {
-		return "", err
-	}
-	configFile := filepath.Join(dir, "etc", "config.xml")
-	if err := os.WriteFile(configFile, b.Bytes(), 0o644); err != nil {
-		return "", err
-	}
 	if user == "" || password == "" {
 		user = "default"
 	}
 	if !userName.MatchString(user) {
 		return "", fmt.Errorf("clickhouse user %q: want letters, digits and _", user)
+	}
+	if strings.ContainsAny(password, "<>&\"'") {
+		return "", errors.New("clickhouse password: characters <>&\"' are not supported")
+	}
+	cl, err := clusterConfig(cluster)
+	if err != nil {
+		return "", err
+	}
+	err = configTemplate.Execute(&b, struct {
+		Dir, Host      string
+		Port, HTTPPort int
+		TLS            LocalTLS
+		Cluster        *clusterXML
+		User, Password string
+	}{dir, host, port, httpPort, *tlsCfg, cl, user, password})
+	if err != nil {
+		return "", err
+	}
+	configFile := filepath.Join(dir, "etc", "config.xml")
+	if err := os.WriteFile(configFile, b.Bytes(), 0o600); err != nil { // remote_servers may hold the password
+		return "", err
 	}
 	var sum string
 	if password != "" {
@@ -444,6 +494,57 @@ func writeConfig(dir, addr, httpAddr string, tlsCfg *LocalTLS, user, password st
 	}
 	return configFile, nil
 }
+
+// clusterXML is a LocalCluster as the config template writes it.
+type clusterXML struct {
+	Name, Shard, Replica string
+	Shards               [][]hostPortXML
+	ZooKeeper            []hostPortXML
+	InterserverPort      int
+}
+
+type hostPortXML struct {
+	Host string
+	Port int
+}
+
+func clusterConfig(c *LocalCluster) (*clusterXML, error) {
+	if c == nil {
+		return nil, nil
+	}
+	if !clusterPattern.MatchString(c.Name) || !macroPattern.MatchString(c.Shard) || !macroPattern.MatchString(c.Replica) {
+		return nil, fmt.Errorf("cluster %q, shard %q, replica %q: want names of letters, digits and _", c.Name, c.Shard, c.Replica)
+	}
+	if len(c.Shards) == 0 || len(c.ZooKeeper) == 0 {
+		return nil, fmt.Errorf("cluster %s: want shards and ZooKeeper", c.Name)
+	}
+	x := &clusterXML{Name: c.Name, Shard: c.Shard, Replica: c.Replica, InterserverPort: c.InterserverPort}
+	hp := func(addr string) (hostPortXML, error) {
+		h, p, err := splitAddr(addr)
+		return hostPortXML{h, p}, err
+	}
+	for _, sh := range c.Shards {
+		var rs []hostPortXML
+		for _, a := range sh {
+			r, err := hp(a)
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, r)
+		}
+		x.Shards = append(x.Shards, rs)
+	}
+	for _, a := range c.ZooKeeper {
+		z, err := hp(a)
+		if err != nil {
+			return nil, err
+		}
+		x.ZooKeeper = append(x.ZooKeeper, z)
+	}
+	return x, nil
+}
+
+var macroPattern = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 
 var userName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

@@ -17,7 +17,7 @@ func TestWriteConfig(t *testing.T) {
 		{":19000", "127.0.0.1:19001", []string{"<listen_host>127.0.0.1</listen_host>", "<http_port>19001</http_port>"}, nil},
 	}
 	for _, tt := range tests {
-		name, err := writeConfig(dir, tt.addr, tt.httpAddr, nil, "", "")
+		name, err := writeConfig(dir, tt.addr, tt.httpAddr, nil, "", "", nil)
 		if err != nil {
 			t.Fatalf("writeConfig(%q, %q, nil): %v", tt.addr, tt.httpAddr, err)
 		}
@@ -40,7 +40,7 @@ func TestWriteConfig(t *testing.T) {
 		}
 	}
 	for _, bad := range [][2]string{{"127.0.0.1", ""}, {"127.0.0.1:0", ""}, {"127.0.0.1:x", ""}, {"127.0.0.1:9000", "10.0.0.1:8123"}} {
-		if _, err := writeConfig(dir, bad[0], bad[1], nil, "", ""); err == nil {
+		if _, err := writeConfig(dir, bad[0], bad[1], nil, "", "", nil); err == nil {
 			t.Errorf("writeConfig(%q, %q, nil) = nil error", bad[0], bad[1])
 		}
 	}

@@ -55,14 +55,26 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) error {
 	if err != nil {
 		return err
 	}
-	return migrate(ctx, conn, db, ms)
+	return migrate(ctx, conn, db, "", false, ms)
 }
 
-func migrate(ctx context.Context, conn driver.Conn, db string, ms []Migration) error {
+// migrate applies ms to db, on a single server or, when cluster is set, ON
+// CLUSTER (see cluster.go): the database and the bookkeeping table on every
+// node, each table as its _local table and a Distributed one. Every node
+// records its own applied versions, so a service that talks to another node
+// applies them again, which IF NOT EXISTS makes harmless.
+func migrate(ctx context.Context, conn driver.Conn, db, cluster string, replicated bool, ms []Migration) error {
 	if err := checkDatabase(db); err != nil {
 		return err
 	}
-	for _, q := range []string{createDatabase, createMigrations} {
+	prepare := []string{createDatabase, createMigrations}
+	if cluster != "" {
+		prepare = []string{
+			strings.Replace(createDatabase, dbPlaceholder, dbPlaceholder+" ON CLUSTER "+cluster, 1),
+			strings.Replace(createMigrations, "schema_migrations", "schema_migrations ON CLUSTER "+cluster, 1),
+		}
+	}
+	for _, q := range prepare {
 		if err := conn.Exec(ctx, withDatabase(q, db)); err != nil {
 			return fmt.Errorf("prepare migrations in database %s: %w", db, err)
 		}
@@ -75,7 +87,14 @@ func migrate(ctx context.Context, conn driver.Conn, db string, ms []Migration) e
 		if applied[m.Version] {
 			continue
 		}
-		for i, stmt := range m.Statements {
+		stmts := m.Statements
+		if cluster != "" {
+			var err error
+			if stmts, err = clusterStatements(stmts, db, cluster, replicated); err != nil {
+				return fmt.Errorf("migration %s on cluster %s: %w", m.Name, cluster, err)
+			}
+		}
+		for i, stmt := range stmts {
 			if err := conn.Exec(ctx, withDatabase(stmt, db)); err != nil {
 				return fmt.Errorf("migration %s, statement %d: %w", m.Name, i+1, err)
 			}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stats"
 )
@@ -346,7 +348,11 @@ type readoutQuery struct {
 	// The caps query, "" when no metric has a cap, and its parameters.
 	caps       string
 	capsParams map[string]any
-	capped     []int // indexes into metrics of the capped metrics, in the order of caps' columns
+	// On a cluster, what each shard runs over its _local tables: the
+	// statistics, and instead of the caps each capped metric's sorted
+	// non-zero values (the caps are quantiles over every shard's units).
+	shardStats, shardValues string
+	capped                  []int // indexes into metrics of the capped metrics, in the order of caps' columns
 
 	fillRaw func(sql string) string // fills sql's fragments with uncapped values
 }
@@ -499,6 +505,8 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	}
 	fill := func(sql string, xs []string) string {
 		return strings.NewReplacer(
+			dbPlaceholder+".exposures", db+".exposures{local}",
+			dbPlaceholder+".events", db+".events{local}",
 			dbPlaceholder, db,
 			"{segments}", segments.String(),
 			"{segment_columns}", segmentColumns.String(),
@@ -509,12 +517,14 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		).Replace(sql)
 	}
 	q.stats = fill(statsSQL, xs)
+	q.shardStats = strings.ReplaceAll(q.stats, "{local}", LocalSuffix)
+	q.stats = strings.ReplaceAll(q.stats, "{local}", "")
 	q.fillRaw = func(sql string) string { return fill(sql, raw) }
 	if len(q.capped) > 0 {
 		// The caps are quantiles of uncapped values, from a query that
 		// reads only the events of the capped metrics.
 		var capped []config.Metric
-		var quantiles []string
+		var quantiles, values []string
 		for j, i := range q.capped {
 			m := metrics[i]
 			// A level of quantileExact must be a literal: it is a float64
@@ -525,6 +535,7 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			// a 99th percentile of 0 over all units, which would cap every
 			// purchase to nothing.
 			quantiles = append(quantiles, fmt.Sprintf("quantileExactIf(%s)(xs[%d], xs[%d] != 0)", level, j+1, j+1))
+			values = append(values, fmt.Sprintf("arraySort(groupArrayIf(xs[%d], xs[%d] != 0))", j+1, j+1))
 			m.Cap = nil
 			capped = append(capped, m)
 		}
@@ -534,7 +545,9 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		if err != nil {
 			return nil, err
 		}
-		q.caps = strings.Replace(sub.fillRaw(capsSQL), "{quantiles}", strings.Join(quantiles, ", "), 1)
+		raw := sub.fillRaw(capsSQL)
+		q.caps = strings.ReplaceAll(strings.Replace(raw, "{quantiles}", strings.Join(quantiles, ", "), 1), "{local}", "")
+		q.shardValues = strings.ReplaceAll(strings.Replace(raw, "{quantiles}", strings.Join(values, ", "), 1), "{local}", LocalSuffix)
 		q.capsParams = sub.params
 	}
 	return q, nil
@@ -557,6 +570,20 @@ func named(params ...map[string]any) []any {
 func (w *Warehouse) caps(ctx context.Context, q *readoutQuery) (map[string]any, error) {
 	caps := make(map[string]any, len(q.capped))
 	if q.caps == "" {
+		return caps, nil
+	}
+	if w.shards != nil {
+		values, err := w.shardCaps(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for i, m := range q.capped {
+			v := values[i]
+			if math.IsNaN(v) {
+				v = math.Inf(1)
+			}
+			caps[fmt.Sprintf("cap_%d", m+1)] = v
+		}
 		return caps, nil
 	}
 	rows, err := w.conn.Query(ctx, q.caps, named(q.capsParams)...)
@@ -588,13 +615,133 @@ func (w *Warehouse) caps(ctx context.Context, q *readoutQuery) (map[string]any, 
 	return caps, rows.Err()
 }
 
-// sufficientStats runs the statistics query and fills out.
+// statRow is one row of the statistics query: one variant in one segment
+// (or overall, dimension "").
+type statRow struct {
+	variant, dim, value       string
+	units, firstMS, throughMS uint64
+	sx, sxx, sy, syy, sxy     []float64
+}
+
+// statRows runs the statistics query sql on conn.
+func statRows(ctx context.Context, conn driver.Conn, sql string, args []any) ([]statRow, error) {
+	rows, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []statRow
+	for rows.Next() {
+		var r statRow
+		if err := rows.Scan(&r.variant, &r.dim, &r.value, &r.units, &r.sx, &r.sxx, &r.sy, &r.syy, &r.sxy, &r.firstMS, &r.throughMS); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// shardStatRows runs the statistics query on every shard and adds up the
+// shards' rows of each variant and segment: no unit is on two shards, so
+// the sums are the cluster's.
+func (w *Warehouse) shardStatRows(ctx context.Context, q *readoutQuery, caps map[string]any) ([]statRow, error) {
+	type key struct{ variant, dim, value string }
+	sum := map[key]*statRow{}
+	var order []key
+	add := func(to, from []float64) []float64 {
+		if to == nil {
+			return slices.Clone(from)
+		}
+		for i := range to {
+			to[i] += from[i]
+		}
+		return to
+	}
+	for _, sh := range w.shards {
+		rows, err := statRows(ctx, sh.conn, q.shardStats, named(q.params, caps))
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: %w", sh.num, err)
+		}
+		for _, r := range rows {
+			k := key{r.variant, r.dim, r.value}
+			t, ok := sum[k]
+			if !ok {
+				t = &statRow{variant: r.variant, dim: r.dim, value: r.value, firstMS: r.firstMS}
+				sum[k] = t
+				order = append(order, k)
+			}
+			if len(r.sx) != len(q.metrics) || (t.sx != nil && len(t.sx) != len(r.sx)) {
+				return nil, fmt.Errorf("shard %d: statistics row has %d metrics, want %d", sh.num, len(r.sx), len(q.metrics))
+			}
+			t.units += r.units
+			t.firstMS = min(t.firstMS, r.firstMS)
+			t.throughMS = max(t.throughMS, r.throughMS)
+			t.sx, t.sxx, t.sy, t.syy, t.sxy = add(t.sx, r.sx), add(t.sxx, r.sxx), add(t.sy, r.sy), add(t.syy, r.syy), add(t.sxy, r.sxy)
+		}
+	}
+	out := make([]statRow, len(order))
+	for i, k := range order {
+		out[i] = *sum[k]
+	}
+	return out, nil
+}
+
+// shardCaps computes the caps on a cluster: each shard's sorted non-zero
+// values of each capped metric, merged, and the value at 0-based position
+// ⌊percentile · n⌋ of the n values, as quantileExact takes it.
+func (w *Warehouse) shardCaps(ctx context.Context, q *readoutQuery) ([]float64, error) {
+	all := make([][]float64, len(q.capped))
+	for _, sh := range w.shards {
+		rows, err := sh.conn.Query(ctx, q.shardValues, named(q.capsParams)...)
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: %w", sh.num, err)
+		}
+		values := make([][]float64, len(q.capped))
+		dest := make([]any, len(values))
+		for i := range values {
+			dest[i] = &values[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("shard %d: %w", sh.num, err)
+			}
+			for i := range values {
+				all[i] = append(all[i], values[i]...)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("shard %d: %w", sh.num, err)
+		}
+	}
+	caps := make([]float64, len(q.capped))
+	for i, m := range q.capped {
+		vs := all[i]
+		if len(vs) == 0 {
+			caps[i] = math.NaN() // no non-zero value: nothing to cap
+			continue
+		}
+		slices.Sort(vs)
+		caps[i] = vs[int(q.metrics[m].Cap.Percentile*float64(len(vs)))]
+	}
+	return caps, nil
+}
+
+// sufficientStats runs the statistics query (on every shard, on a cluster)
+// and fills out.
 func (w *Warehouse) sufficientStats(ctx context.Context, q *readoutQuery, exp config.Experiment, caps map[string]any, out *ExperimentStats) error {
-	rows, err := w.conn.Query(ctx, q.stats, named(q.params, caps)...)
+	var rows []statRow
+	var err error
+	if w.shards != nil {
+		rows, err = w.shardStatRows(ctx, q, caps)
+	} else {
+		rows, err = statRows(ctx, w.conn, q.stats, named(q.params, caps))
+	}
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
 	known := make(map[string]bool, len(exp.Variants))
 	for _, v := range exp.Variants {
 		known[v.Key] = true
@@ -604,15 +751,9 @@ func (w *Warehouse) sufficientStats(ctx context.Context, q *readoutQuery, exp co
 		first, through uint64
 		segmentCells   []Cell
 	)
-	for rows.Next() {
-		var (
-			variant, dim, value       string
-			units, firstMS, throughMS uint64
-			sx, sxx, sy, syy, sxy     []float64
-		)
-		if err := rows.Scan(&variant, &dim, &value, &units, &sx, &sxx, &sy, &syy, &sxy, &firstMS, &throughMS); err != nil {
-			return err
-		}
+	for _, r := range rows {
+		variant, dim, value, units, firstMS, throughMS := r.variant, r.dim, r.value, r.units, r.firstMS, r.throughMS
+		sx, sxx, sy, syy, sxy := r.sx, r.sxx, r.sy, r.syy, r.sxy
 		if dim == "" {
 			out.Exposed += units
 			if first == 0 || firstMS < first {
@@ -650,9 +791,6 @@ func (w *Warehouse) sufficientStats(ctx context.Context, q *readoutQuery, exp co
 			}
 			segmentCells = append(segmentCells, c)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	// Variants without units still get their overall cells, with N = 0.
 	for _, c := range q.emptyCells(exp) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/verdictlabs/verdict/schemas"
 )
 
 // Defaults of Config.
@@ -32,6 +34,10 @@ type Config struct {
 	// the system's CAs or with TLSCA, a PEM file (VERDICT_CLICKHOUSE_TLS_CA).
 	TLS   bool
 	TLSCA string
+	// Cluster, when set, is the name of a cluster in the servers'
+	// remote_servers (VERDICT_CLICKHOUSE_CLUSTER): the tables are sharded
+	// across it (see cluster.go), and Addr is any of its nodes.
+	Cluster string
 }
 
 // LogValue keeps the password out of logs.
@@ -46,6 +52,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("username", c.Username),
 		slog.String("password", pw),
 		slog.Bool("tls", c.TLS || c.TLSCA != ""),
+		slog.String("cluster", c.Cluster),
 	)
 }
 
@@ -70,6 +77,12 @@ type Warehouse struct {
 	conn driver.Conn
 	db   string
 	sql  statements
+
+	// On a cluster: its name, its shards (each a pool of its own), and
+	// whether a shard has replicas.
+	cluster    string
+	shards     []*shard
+	replicated bool
 }
 
 // Open connects to the ClickHouse server at cfg.Addr and pings it. It does
@@ -89,6 +102,9 @@ func Open(ctx context.Context, cfg Config) (*Warehouse, error) {
 	if err := checkDatabase(cfg.Database); err != nil {
 		return nil, err
 	}
+	if cfg.Cluster != "" && !clusterPattern.MatchString(cfg.Cluster) {
+		return nil, fmt.Errorf("VERDICT_CLICKHOUSE_CLUSTER %q: want a name of letters, digits and _", cfg.Cluster)
+	}
 	var tlsConfig *tls.Config
 	if cfg.TLS || cfg.TLSCA != "" {
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -104,7 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Warehouse, error) {
 			tlsConfig.RootCAs = pool
 		}
 	}
-	conn, err := clickhouse.Open(&clickhouse.Options{
+	opts := clickhouse.Options{
 		TLS:      tlsConfig,
 		Protocol: clickhouse.Native,
 		Addr:     []string{cfg.Addr},
@@ -117,7 +133,12 @@ func Open(ctx context.Context, cfg Config) (*Warehouse, error) {
 		MaxOpenConns:    8,
 		MaxIdleConns:    4,
 		ConnMaxLifetime: time.Hour,
-	})
+	}
+	if cfg.Cluster != "" {
+		// An insert returns once every shard has its rows.
+		opts.Settings = clickhouse.Settings{"insert_distributed_sync": 1}
+	}
+	conn, err := clickhouse.Open(&opts)
 	if err != nil {
 		return nil, fmt.Errorf("open clickhouse at %s: %w", cfg.Addr, err)
 	}
@@ -125,7 +146,14 @@ func Open(ctx context.Context, cfg Config) (*Warehouse, error) {
 		conn.Close()
 		return nil, fmt.Errorf("ping clickhouse at %s: %w", cfg.Addr, err)
 	}
-	return &Warehouse{conn: conn, db: cfg.Database, sql: newStatements(cfg.Database)}, nil
+	w := &Warehouse{conn: conn, db: cfg.Database, sql: newStatements(cfg.Database), cluster: cfg.Cluster}
+	if cfg.Cluster != "" {
+		if w.shards, w.replicated, err = topology(ctx, conn, cfg.Cluster, opts); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return w, nil
 }
 
 // Database is the name of the database that holds verdict's tables; queries
@@ -140,7 +168,19 @@ func (w *Warehouse) Ping(ctx context.Context) error { return w.conn.Ping(ctx) }
 
 // Migrate applies the migrations not applied yet to the warehouse's
 // database; see the package function Migrate.
-func (w *Warehouse) Migrate(ctx context.Context) error { return Migrate(ctx, w.conn, w.db) }
+func (w *Warehouse) Migrate(ctx context.Context) error {
+	ms, err := Migrations(schemas.ClickHouse)
+	if err != nil {
+		return err
+	}
+	return migrate(ctx, w.conn, w.db, w.cluster, w.replicated, ms)
+}
+
+// Cluster is the cluster's name, "" on a single server.
+func (w *Warehouse) Cluster() string { return w.cluster }
 
 // Close closes the connections.
-func (w *Warehouse) Close() error { return w.conn.Close() }
+func (w *Warehouse) Close() error {
+	closeShards(w.shards)
+	return w.conn.Close()
+}

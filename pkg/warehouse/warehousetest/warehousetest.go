@@ -33,8 +33,9 @@ type Server struct {
 	Addr    string // native protocol, 127.0.0.1:port
 	DataDir string // the LocalConfig.DataDir
 
-	mu    sync.Mutex
-	local *warehouse.Local // nil while stopped
+	mu      sync.Mutex
+	local   *warehouse.Local // nil while stopped
+	cluster *warehouse.LocalCluster
 }
 
 // StartServer starts a private server and registers its Stop.
@@ -76,6 +77,7 @@ func (s *Server) Start(ctx context.Context) error {
 	l, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{
 		Addr:    s.Addr,
 		DataDir: s.DataDir,
+		Cluster: s.cluster,
 		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -130,4 +132,80 @@ func freeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return fmt.Sprintf("127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
+}
+
+// Cluster is a ClickHouse cluster on this machine: a ZooKeeper and
+// shards × replicas private servers, named "verdict" in every server's
+// remote_servers.
+type Cluster struct {
+	Name      string
+	Shards    [][]string // native addresses of each shard's replicas
+	ZooKeeper string
+	Servers   []*Server // in shard order, then replica order
+}
+
+// Addr is the first server's address, for Config.Addr.
+func (c *Cluster) Addr() string { return c.Shards[0][0] }
+
+// StartCluster starts a ZooKeeper and shards × replicas servers as one
+// cluster, each server's data in its own t.TempDir(), and registers their
+// stops. It fails the test when ZooKeeper or ClickHouse is not installed.
+func StartCluster(t testing.TB, shards, replicas int) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := &Cluster{Name: "verdict", ZooKeeper: freeAddr(t)}
+	zk, err := warehouse.StartZooKeeper(ctx, c.ZooKeeper, t.TempDir())
+	if err != nil {
+		t.Fatalf("start zookeeper: %v", err)
+	}
+	t.Cleanup(zk.Stop)
+	for range shards {
+		var rs []string
+		for range replicas {
+			rs = append(rs, freeAddr(t))
+		}
+		c.Shards = append(c.Shards, rs)
+	}
+	for si, rs := range c.Shards {
+		for ri, addr := range rs {
+			s := &Server{Addr: addr, DataDir: t.TempDir(), cluster: &warehouse.LocalCluster{
+				Name: c.Name, Shards: c.Shards, ZooKeeper: []string{c.ZooKeeper},
+				Shard: fmt.Sprint(si + 1), Replica: fmt.Sprint(ri + 1),
+			}}
+			if replicas > 1 {
+				_, p, _ := net.SplitHostPort(freeAddr(t))
+				fmt.Sscan(p, &s.cluster.InterserverPort)
+			}
+			if err := s.Start(ctx); err != nil {
+				t.Fatalf("start clickhouse %s of the cluster: %v", addr, err)
+			}
+			t.Cleanup(func() {
+				stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if err := s.Stop(stopCtx); err != nil {
+					t.Errorf("stop clickhouse %s: %v", addr, err)
+				}
+			})
+			c.Servers = append(c.Servers, s)
+		}
+	}
+	return c
+}
+
+// Open opens a Warehouse on the cluster through the server at addr, with
+// database db migrated ON CLUSTER, and registers its Close.
+func (c *Cluster) Open(t testing.TB, addr, db string) *warehouse.Warehouse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	w, err := warehouse.Open(ctx, warehouse.Config{Addr: addr, Database: db, Cluster: c.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := w.Migrate(ctx); err != nil {
+		t.Fatalf("migrate database %s on cluster %s: %v", db, c.Name, err)
+	}
+	return w
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
 // The KV layout: bucket verdict_config holds one key per definition, its
@@ -26,28 +28,16 @@ const (
 
 // EnsureBucket returns the bucket verdict_config, creating it (file
 // storage, 10 values of history per key) when it does not exist. An
-// existing bucket is used as it is.
-func EnsureBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, Bucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("open KV bucket %s: %w", Bucket, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+// existing bucket is used as it is, scaled to replicas when that is > 0
+// (VERDICT_NATS_REPLICAS).
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	return stream.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "verdict experiment and metric definitions (verdict apply)",
 		History:     bucketHistory,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile by someone else
-		kv, err = js.KeyValue(ctx, Bucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create KV bucket %s: %w", Bucket, err)
-	}
-	return kv, nil
 }
 
 // entry is a stored definition with the revision it was read at.

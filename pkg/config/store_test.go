@@ -19,7 +19,7 @@ func newBucket(t *testing.T) (context.Context, jetstream.JetStream, jetstream.Ke
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	_, js := streamtest.Connect(t, streamtest.Run(t))
-	kv, err := EnsureBucket(ctx, js)
+	kv, err := EnsureBucket(ctx, js, 0)
 	if err != nil {
 		t.Fatalf("EnsureBucket: %v", err)
 	}
@@ -63,7 +63,7 @@ func TestEnsureBucket(t *testing.T) {
 	if s := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; s != jetstream.FileStorage {
 		t.Errorf("storage = %v, want file", s)
 	}
-	if _, err := EnsureBucket(ctx, js); err != nil {
+	if _, err := EnsureBucket(ctx, js, 0); err != nil {
 		t.Errorf("second EnsureBucket: %v", err)
 	}
 }

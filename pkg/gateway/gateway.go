@@ -370,11 +370,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // Config is the configuration of a gateway with its own NATS connection.
 type Config struct {
-	NATSURL   string      // VERDICT_NATS_URL
-	NATSAuth  stream.Auth // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
-	HTTPAddr  string      // VERDICT_HTTP_ADDR: without write keys, served only on loopback
-	WriteKeys []string    // VERDICT_WRITE_KEYS
-	Unit      Unit        // VERDICT_GATEWAY_UNIT
+	NATSURL  string      // VERDICT_NATS_URL
+	NATSAuth stream.Auth // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
+	// NATSReplicas are the replicas of the streams (VERDICT_NATS_REPLICAS;
+	// 0 keeps what they have).
+	NATSReplicas int
+	HTTPAddr     string   // VERDICT_HTTP_ADDR: without write keys, served only on loopback
+	WriteKeys    []string // VERDICT_WRITE_KEYS
+	Unit         Unit     // VERDICT_GATEWAY_UNIT
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -389,7 +392,7 @@ func Open(ctx context.Context, cfg Config) (*Gateway, func(), error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("service", "gateway")
-	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-gateway", stream.DefaultLimits, log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-gateway", stream.DefaultLimits.WithReplicas(cfg.NATSReplicas), log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -36,7 +36,10 @@ const (
 type Config struct {
 	NATSURL  string      // VERDICT_NATS_URL
 	NATSAuth stream.Auth // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
-	SMTP     SMTPConfig  // VERDICT_SMTP_*
+	// NATSReplicas are the replicas of the streams and buckets
+	// (VERDICT_NATS_REPLICAS; 0 keeps what they have).
+	NATSReplicas int
+	SMTP         SMTPConfig // VERDICT_SMTP_*
 	// OutboxDir receives .eml files when SMTP.Addr is empty
 	// ($VERDICT_DATA_DIR/outbox).
 	OutboxDir string
@@ -141,16 +144,19 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("service", "notifier")
 
-	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-notifier", stream.DefaultLimits, log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-notifier", stream.DefaultLimits.WithReplicas(cfg.NATSReplicas), log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	// An existing bucket keeps its replicas (a start used to reset them
+	// to 1).
+	kv, err := stream.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "verdict notifier: per experiment, the last readout handled and the last email sent",
 		History:     5,
 		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.NATSReplicas,
 	})
 	if err != nil {
 		return fmt.Errorf("create kv bucket %s: %w", Bucket, err)
@@ -158,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Recipients come from the stored definitions, never from the readout
 	// message: anyone who can publish on verdict.readouts.* must not be
 	// able to send mail through the relay.
-	defs, err := config.EnsureBucket(ctx, js)
+	defs, err := config.EnsureBucket(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}

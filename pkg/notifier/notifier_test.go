@@ -184,7 +184,7 @@ func newHarness(t *testing.T) *harness {
 func (h *harness) define(experiment string, owners ...string) {
 	h.t.Helper()
 	ctx := context.Background()
-	kv, err := config.EnsureBucket(ctx, h.js)
+	kv, err := config.EnsureBucket(ctx, h.js, 0)
 	if err != nil {
 		h.t.Fatal(err)
 	}

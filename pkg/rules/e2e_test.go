@@ -656,7 +656,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := config.EnsureBucket(ctx, js)
+	kv, err := config.EnsureBucket(ctx, js, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

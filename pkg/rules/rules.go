@@ -2,12 +2,15 @@ package rules
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,10 +30,13 @@ import (
 
 // Config is the rules service's configuration.
 type Config struct {
-	NATSURL    string           // VERDICT_NATS_URL
-	NATSAuth   stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
-	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
-	Interval   time.Duration    // VERDICT_RULES_INTERVAL, default 1m
+	NATSURL  string      // VERDICT_NATS_URL
+	NATSAuth stream.Auth // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
+	// NATSReplicas are the replicas of the streams and buckets
+	// (VERDICT_NATS_REPLICAS; 0 keeps what they have).
+	NATSReplicas int
+	ClickHouse   warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	Interval     time.Duration    // VERDICT_RULES_INTERVAL, default 1m
 	// Hold is how long a candidate must hold on every look before it
 	// becomes the decision (VERDICT_DECISION_HOLD); default 10m, and a
 	// negative value means 0 (decide at the first look).
@@ -69,18 +75,34 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("service", "rules")
 
-	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-rules", stream.DefaultLimits, log)
+	nc, js, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-rules", stream.DefaultLimits.WithReplicas(cfg.NATSReplicas), log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	kv, err := config.EnsureBucket(ctx, js)
+	kv, err := config.EnsureBucket(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
-	states, err := EnsureStateBucket(ctx, js)
+	states, err := EnsureStateBucket(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
+	}
+	leaseKV, err := EnsureLeaseBucket(ctx, js, cfg.NATSReplicas)
+	if err != nil {
+		return err
+	}
+	// A lease outlives two missed rounds; a dead instance's experiments
+	// pass to the others within three intervals.
+	leases := &KVLeases{KV: leaseKV, Instance: instanceID(), TTL: max(3*cfg.Interval, 3*time.Second), Now: cfg.Now}
+	defer func() {
+		releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		leases.Release(releaseCtx)
+	}()
+	readouts, err := js.Stream(ctx, stream.ReadoutsStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream.ReadoutsStream, err)
 	}
 	wh, err := warehouse.Dial(ctx, cfg.ClickHouse, log)
 	if err != nil {
@@ -99,6 +121,10 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		Load:   func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) },
 		States: states,
+		Leases: leases,
+		LastPublished: func(ctx context.Context, experiment string) (uint64, error) {
+			return lastPublished(ctx, readouts, experiment)
+		},
 		Backlog: func(ctx context.Context) (stream.Backlog, error) {
 			return stream.IngestBacklog(ctx, js, ingest.ConsumerName, cfg.Now())
 		},
@@ -117,7 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer watcher.Stop()
 
-	log.Info("evaluating experiments", "interval", cfg.Interval, "hold", max(cfg.Hold, 0))
+	log.Info("evaluating experiments", "interval", cfg.Interval, "hold", max(cfg.Hold, 0), "instance", leases.Instance, "lease", leases.TTL)
 	tick := time.NewTicker(cfg.Interval)
 	defer tick.Stop()
 	// The watcher closes its channel when ctx ends (its subscription is
@@ -152,6 +178,40 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 }
 
+// instanceID names this process among rules instances: host, pid and a
+// random part, so a restarted process is a new instance.
+func instanceID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	rand.Read(b[:])
+	id := fmt.Sprintf("%s-%d-%x", host, os.Getpid(), b)
+	return strings.Map(func(r rune) rune { // what a KV key may hold
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, id)
+}
+
+// lastPublished reads the version of the newest readout of experiment on
+// VERDICT_READOUTS; 0 when it has none.
+func lastPublished(ctx context.Context, s jetstream.Stream, experiment string) (uint64, error) {
+	m, err := s.GetLastMsgForSubject(ctx, stream.ReadoutsPrefix+experiment)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var ro struct {
+		Version uint64 `json:"version"`
+	}
+	if err := json.Unmarshal(m.Data, &ro); err != nil {
+		return 0, fmt.Errorf("decode readout %d of %s: %w", m.Sequence, experiment, err)
+	}
+	return ro.Version, nil
+}
+
 // drain empties ch of what is pending, and returns at once when ch is
 // closed.
 func drain(ch <-chan jetstream.KeyValueEntry) {
@@ -179,10 +239,18 @@ type EngineOptions struct {
 	Backlog func(ctx context.Context) (stream.Backlog, error)
 	// Hold is how long a candidate must hold before it becomes the
 	// decision (0: at once; negative counts as 0).
-	Hold       time.Duration
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
-	Now        func() time.Time
+	Hold time.Duration
+	// Leases, when set, say which experiments this engine evaluates (the
+	// others are another instance's); nil evaluates every one.
+	Leases Leases
+	// LastPublished returns the version of the newest readout of the
+	// experiment on VERDICT_READOUTS (0 when none): before it continues
+	// an experiment another instance evaluated, the engine publishes that
+	// instance's last readout if it never was. nil: never.
+	LastPublished func(ctx context.Context, experiment string) (uint64, error)
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
+	Now           func() time.Time
 }
 
 // Engine evaluates experiments and publishes their readouts.
@@ -190,10 +258,13 @@ type Engine struct {
 	opt     EngineOptions
 	metrics *metrics
 
-	mu       sync.Mutex // guards versions and last; EvaluateAll runs one at a time
-	versions map[string]uint64
+	mu       sync.Mutex                // guards versions and last; EvaluateAll runs one at a time
+	versions map[string]uint64         // version of the readout this engine last published, or found stored at start
 	last     map[string]readout.Status // status of the latest readout published by this engine
 	digests  map[string][32]byte       // content of that readout, without version and time
+	// published is the version of each experiment this engine has
+	// published, or seen published, since it started.
+	published map[string]uint64
 }
 
 // digestOf hashes a readout's content, leaving out what changes at every
@@ -215,7 +286,51 @@ func NewEngine(ctx context.Context, opt EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read readout versions: %w", err)
 	}
-	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}, digests: map[string][32]byte{}}, nil
+	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}, digests: map[string][32]byte{}, published: map[string]uint64{}}, nil
+}
+
+// storeAndPublish stores readout version of experiment in ClickHouse and
+// publishes it on verdict.readouts.<experiment>, with a Nats-Msg-Id that
+// makes publishing it twice harmless.
+func (e *Engine) storeAndPublish(ctx context.Context, experiment string, version uint64, ro readout.Readout, doc []byte) error {
+	if err := e.opt.Warehouse.StoreReadout(ctx, experiment, version, ro.ComputedAt, ro.DataThrough, string(ro.Status), string(ro.Label), doc); err != nil {
+		return err
+	}
+	e.versions[experiment] = version
+	e.last[experiment] = ro.Status
+	msg := nats.NewMsg(stream.ReadoutsPrefix + experiment)
+	msg.Data = doc
+	msg.Header.Set(nats.MsgIdHdr, experiment+"."+strconv.FormatUint(version, 10))
+	if err := e.opt.Publish(ctx, msg); err != nil {
+		return fmt.Errorf("publish readout %d: %w", version, err)
+	}
+	e.published[experiment] = version
+	return nil
+}
+
+// catchUp publishes the readout st holds when it is not known to be
+// published: it was taken by an instance (this one before a restart, or
+// another) that died between taking its version and publishing it.
+func (e *Engine) catchUp(ctx context.Context, st State) error {
+	if st.Version == 0 || len(st.Readout) == 0 || e.published[st.Experiment] == st.Version {
+		return nil
+	}
+	if e.opt.LastPublished != nil {
+		last, err := e.opt.LastPublished(ctx, st.Experiment)
+		if err != nil {
+			return fmt.Errorf("read the last readout published: %w", err)
+		}
+		if last >= st.Version {
+			e.published[st.Experiment] = st.Version
+			return nil
+		}
+	}
+	var ro readout.Readout
+	if err := json.Unmarshal(st.Readout, &ro); err != nil {
+		return fmt.Errorf("decode the readout of %s in %s: %w", st.Experiment, StateBucket, err)
+	}
+	e.opt.Logger.Info("publishing a readout taken but not published", "experiment", st.Experiment, "version", st.Version)
+	return e.storeAndPublish(ctx, st.Experiment, st.Version, ro, st.Readout)
 }
 
 // MaxIngestLag is how long the oldest event ingest has not yet taken may
@@ -250,6 +365,18 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read the ingest backlog: %w", err)
 	}
+	var held map[string]bool
+	if e.opt.Leases != nil {
+		var due []string
+		for _, exp := range defs.Experiments {
+			if !now.Before(exp.Start) {
+				due = append(due, exp.Key)
+			}
+		}
+		if held, err = e.opt.Leases.Hold(ctx, due); err != nil {
+			return fmt.Errorf("hold leases: %w", err)
+		}
+	}
 	var errs []error
 	statuses := map[readout.Status]int{}
 	defer func() {
@@ -259,7 +386,7 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 		}
 	}()
 	for _, exp := range defs.Experiments {
-		if now.Before(exp.Start) {
+		if now.Before(exp.Start) || (held != nil && !held[exp.Key]) {
 			continue
 		}
 		if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow)+LateData)) && e.versions[exp.Key] > 0 {
@@ -294,6 +421,9 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	if err != nil {
 		return e.last[exp.Key], err
 	}
+	if err := e.catchUp(ctx, state); err != nil {
+		return e.last[exp.Key], err
+	}
 	state.Experiment = exp.Key
 	if def := definitionDigest(exp, used); def != state.Definition {
 		state.Definition, state.Running = def, nil
@@ -315,30 +445,26 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow))) && digest == e.digests[exp.Key] {
 		return e.last[exp.Key], nil
 	}
-	if _, err := e.opt.States.Put(ctx, state, rev); err != nil {
-		return e.last[exp.Key], err
-	}
-	if d := lifecycle.DecidedAt; d != nil && d.Equal(now) {
-		e.opt.Logger.Info("decided", "experiment", exp.Key, "status", ro.Status, "label", ro.Label, "held", e.opt.Hold)
-	}
-	version := e.versions[exp.Key] + 1
+	// The version is taken with the state, by compare-and-set: when
+	// another instance took the next one meanwhile, Put fails and this
+	// look is dropped.
+	version := max(state.Version, e.versions[exp.Key]) + 1
 	ro.Version = int64(version)
 	ro.ComputedAt = now
 	doc, err := json.Marshal(ro)
 	if err != nil {
 		return e.last[exp.Key], fmt.Errorf("encode readout: %w", err)
 	}
-	if err := e.opt.Warehouse.StoreReadout(ctx, exp.Key, version, now, ro.DataThrough, string(ro.Status), string(ro.Label), doc); err != nil {
+	state.Version, state.Readout = version, doc
+	if _, err := e.opt.States.Put(ctx, state, rev); err != nil {
 		return e.last[exp.Key], err
 	}
-	e.versions[exp.Key] = version
-	e.last[exp.Key] = ro.Status
+	if d := lifecycle.DecidedAt; d != nil && d.Equal(now) {
+		e.opt.Logger.Info("decided", "experiment", exp.Key, "status", ro.Status, "label", ro.Label, "held", e.opt.Hold)
+	}
 	e.digests[exp.Key] = digest
-	msg := nats.NewMsg(stream.ReadoutsPrefix + exp.Key)
-	msg.Data = doc
-	msg.Header.Set(nats.MsgIdHdr, exp.Key+"."+strconv.FormatUint(version, 10))
-	if err := e.opt.Publish(ctx, msg); err != nil {
-		return ro.Status, fmt.Errorf("publish readout %d: %w", version, err)
+	if err := e.storeAndPublish(ctx, exp.Key, version, ro, doc); err != nil {
+		return ro.Status, err
 	}
 	e.metrics.observe(ro, time.Since(start))
 	e.opt.Logger.Info("readout", "experiment", exp.Key, "version", version, "status", ro.Status, "label", ro.Label, "units", ro.Progress.Units)

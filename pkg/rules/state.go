@@ -14,6 +14,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/decide"
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
 // StateBucket is the KV bucket that keeps each experiment's decision
@@ -31,6 +32,13 @@ type State struct {
 	Lifecycle  decide.Lifecycle         `json:"lifecycle"`
 	Running    map[string]stats.Running `json:"running,omitempty"`
 	UpdatedAt  time.Time                `json:"updated_at"`
+	// Version is the experiment's latest readout version, taken here by
+	// compare-and-set before the readout is stored and published, and
+	// Readout that readout: whoever evaluates the experiment next — this
+	// instance or another after a crash — publishes it if it never was,
+	// so versions rise by one, without gaps or repeats, across instances.
+	Version uint64          `json:"version,omitempty"`
+	Readout json.RawMessage `json:"readout,omitempty"`
 }
 
 // States reads and writes State. Put is given the revision Get returned
@@ -44,12 +52,13 @@ type States interface {
 type KVStates struct{ KV jetstream.KeyValue }
 
 // EnsureStateBucket creates or opens the bucket.
-func EnsureStateBucket(ctx context.Context, js jetstream.JetStream) (KVStates, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func EnsureStateBucket(ctx context.Context, js jetstream.JetStream, replicas int) (KVStates, error) {
+	kv, err := stream.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      StateBucket,
 		Description: "verdict rules: per experiment, its decision lifecycle and running confidence sequences",
 		History:     5,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return KVStates{}, fmt.Errorf("create kv bucket %s: %w", StateBucket, err)

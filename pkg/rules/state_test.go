@@ -21,7 +21,7 @@ func TestKVStates(t *testing.T) {
 	s := streamtest.Run(t)
 	_, js := streamtest.Connect(t, s)
 	ctx := context.Background()
-	states, err := rules.EnsureStateBucket(ctx, js)
+	states, err := rules.EnsureStateBucket(ctx, js, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

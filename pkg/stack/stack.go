@@ -32,15 +32,18 @@ type Config struct {
 	// NATSServerConfig is a nats-server config file for the embedded
 	// server (VERDICT_NATS_SERVER_CONFIG): its accounts, users and TLS.
 	NATSServerConfig string
-	ClickHouse       warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
-	HTTPAddr         string           // VERDICT_HTTP_ADDR
-	DataDir          string           // VERDICT_DATA_DIR
-	Ingest           ingest.Config    // batch tuning; connection fields are filled in from the above
-	Rules            rules.Config     // interval; connection fields are filled in from the above
-	Notifier         notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
-	Gateway          gateway.Config   // write keys and unit; connection fields are filled in from the above
-	Access           web.Access       // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
-	Logger           *slog.Logger
+	// NATSReplicas are the replicas of the streams and buckets
+	// (VERDICT_NATS_REPLICAS; 0 keeps what they have).
+	NATSReplicas int
+	ClickHouse   warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	HTTPAddr     string           // VERDICT_HTTP_ADDR
+	DataDir      string           // VERDICT_DATA_DIR
+	Ingest       ingest.Config    // batch tuning; connection fields are filled in from the above
+	Rules        rules.Config     // interval; connection fields are filled in from the above
+	Notifier     notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
+	Gateway      gateway.Config   // write keys and unit; connection fields are filled in from the above
+	Access       web.Access       // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
+	Logger       *slog.Logger
 
 	// OnReady, when set, is called once every part is up.
 	OnReady func()
@@ -104,7 +107,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Declare the streams once, before the services start together: each
 	// would otherwise race the others to create them.
-	conn, _, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-up", stream.DefaultLimits, log)
+	conn, _, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-up", stream.DefaultLimits.WithReplicas(cfg.NATSReplicas), log)
 	if err != nil {
 		return err
 	}
@@ -122,7 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rules.Handle(mux, wh, log)
 
 	gc := cfg.Gateway
-	gc.NATSURL, gc.NATSAuth, gc.HTTPAddr = cfg.NATSURL, cfg.NATSAuth, cfg.HTTPAddr
+	gc.NATSURL, gc.NATSAuth, gc.HTTPAddr, gc.NATSReplicas = cfg.NATSURL, cfg.NATSAuth, cfg.HTTPAddr, cfg.NATSReplicas
 	gc.Logger, gc.Registerer, gc.Checks = log, reg, checks
 	gw, closeGateway, err := gateway.Open(ctx, gc)
 	if err != nil {
@@ -133,17 +136,21 @@ func Run(ctx context.Context, cfg Config) error {
 
 	ic := cfg.Ingest
 	ic.NATSURL, ic.NATSAuth = cfg.NATSURL, cfg.NATSAuth
+	if ic.Limits == (stream.Limits{}) {
+		ic.Limits = stream.DefaultLimits
+	}
+	ic.Limits.Replicas = cfg.NATSReplicas
 	ic.ClickHouse = cfg.ClickHouse
 	ic.Logger = log
 	ic.Registerer = reg
 	ic.Checks = checks
 
 	rc := cfg.Rules
-	rc.NATSURL, rc.NATSAuth, rc.ClickHouse = cfg.NATSURL, cfg.NATSAuth, cfg.ClickHouse
+	rc.NATSURL, rc.NATSAuth, rc.ClickHouse, rc.NATSReplicas = cfg.NATSURL, cfg.NATSAuth, cfg.ClickHouse, cfg.NATSReplicas
 	rc.Logger, rc.Registerer, rc.Checks = log, reg, checks
 
 	nc := cfg.Notifier
-	nc.NATSURL, nc.NATSAuth = cfg.NATSURL, cfg.NATSAuth
+	nc.NATSURL, nc.NATSAuth, nc.NATSReplicas = cfg.NATSURL, cfg.NATSAuth, cfg.NATSReplicas
 	nc.OutboxDir = filepath.Join(cfg.DataDir, "outbox")
 	if nc.BaseURL == "" {
 		nc.BaseURL = "http://" + cfg.HTTPAddr

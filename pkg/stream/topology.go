@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,64 @@ type Limits struct {
 	ReadoutsMaxAge   time.Duration // default 90 days
 	ReadoutsMaxBytes int64         // default 2 GiB
 	Duplicates       time.Duration // dedup window on Nats-Msg-Id, default 10 minutes
+	// Replicas of every stream and KV bucket (VERDICT_NATS_REPLICAS): 0
+	// creates them with the server's default (1) and keeps the replicas an
+	// existing one has; n > 0 creates them with n and scales existing ones
+	// to n.
+	Replicas int
+}
+
+// WithReplicas returns l with Replicas n.
+func (l Limits) WithReplicas(n int) Limits {
+	l.Replicas = n
+	return l
+}
+
+// ParseReplicas reads VERDICT_NATS_REPLICAS: empty is 0 (keep), else 1 to 5.
+func ParseReplicas(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 5 {
+		return 0, fmt.Errorf("VERDICT_NATS_REPLICAS %q: want 1 to 5 (3 for a three-node cluster)", s)
+	}
+	return n, nil
+}
+
+// EnsureKeyValue opens the KV bucket cfg.Bucket, creating it with cfg when
+// it does not exist. An existing bucket keeps its settings, except that a
+// cfg.Replicas > 0 it does not have yet is applied: no service start takes
+// replicas away from a bucket.
+func EnsureKeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		if cfg.Replicas == 0 {
+			return kv, nil
+		}
+		s, err := js.Stream(ctx, "KV_"+cfg.Bucket)
+		if err != nil {
+			return nil, fmt.Errorf("KV bucket %s: %w", cfg.Bucket, err)
+		}
+		if s.CachedInfo().Config.Replicas == cfg.Replicas {
+			return kv, nil
+		}
+		if kv, err = js.UpdateKeyValue(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("scale KV bucket %s to %d replicas: %w", cfg.Bucket, cfg.Replicas, err)
+		}
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open KV bucket %s: %w", cfg.Bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile by another service
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create KV bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
 }
 
 // DefaultLimits are the limits used when none are configured.
@@ -59,9 +118,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 	for _, cfg := range streamConfigs(l) {
 		if s, err := js.Stream(ctx, cfg.Name); err == nil {
 			have := s.CachedInfo().Config
-			// Replicas are the operator's: a stream scaled out with
-			// `nats stream edit --replicas 3` keeps them.
-			cfg.Replicas = have.Replicas
+			// Without VERDICT_NATS_REPLICAS the replicas are the
+			// operator's: a stream scaled out with `nats stream edit
+			// --replicas 3` keeps them.
+			if cfg.Replicas == 0 {
+				cfg.Replicas = have.Replicas
+			}
 			// Update only what differs: services start together under
 			// `verdict up`, and a stream update racing another service's
 			// consumer creation trips a data race inside nats-server 2.15.
@@ -93,6 +155,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			MaxAge:      l.EventsMaxAge,
 			MaxBytes:    l.EventsMaxBytes,
 			Duplicates:  l.Duplicates,
+			Replicas:    l.Replicas,
 		},
 		{
 			Name:        DLQStream,
@@ -104,6 +167,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			MaxAge:      l.DLQMaxAge,
 			MaxBytes:    l.DLQMaxBytes,
 			Duplicates:  l.Duplicates,
+			Replicas:    l.Replicas,
 		},
 		{
 			Name:        ReadoutsStream,
@@ -115,6 +179,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			MaxAge:      l.ReadoutsMaxAge,
 			MaxBytes:    readoutsMaxBytes,
 			Duplicates:  l.Duplicates,
+			Replicas:    l.Replicas,
 		},
 	}
 }
@@ -135,7 +200,8 @@ func SameAsDeclared(have jetstream.StreamConfig, l Limits) bool {
 func sameSettings(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
 		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
-		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates
+		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates &&
+		(want.Replicas == 0 || have.Replicas == want.Replicas)
 }
 
 // KeepInProgress tells JetStream every third of ackWait that msgs are still

@@ -36,6 +36,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	if cfg.Limits == (stream.Limits{}) {
+		cfg.Limits = stream.DefaultLimits
+	}
+	if n, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+		return err
+	} else {
+		cfg.Limits.Replicas = n
+	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}

@@ -35,6 +35,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	if n, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+		return err
+	} else {
+		cfg.NATSReplicas = n
+	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := config.EnsureBucket(context.Background(), js)
+	kv, err := config.EnsureBucket(context.Background(), js, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

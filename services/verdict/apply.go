@@ -91,7 +91,11 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	kv, err := config.EnsureBucket(ctx, js)
+	replicas, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS"))
+	if err != nil {
+		return err
+	}
+	kv, err := config.EnsureBucket(ctx, js, replicas)
 	if err != nil {
 		return err
 	}

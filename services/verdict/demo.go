@@ -64,7 +64,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 			return nil
 		case <-ready:
 		}
-		if err := applyDemo(gctx, c.natsURL, c.natsAuth, stdout); err != nil {
+		if err := applyDemo(gctx, c.natsURL, c.natsAuth, c.natsReplicas, stdout); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "verdict is up: readouts at http://%s/experiments, metrics at /metrics — streaming simulated traffic (Ctrl-C stops)\n", c.httpAddr)
@@ -79,7 +79,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 
 // applyDemo stores the demo's definitions, starting ten minutes ago (the
 // simulated exposures are stamped up to five minutes in the past).
-func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, stdout io.Writer) error {
+func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, replicas int, stdout io.Writer) error {
 	defs, err := simulate.DemoDefinitions(time.Now().Add(-10 * time.Minute))
 	if err != nil {
 		return fmt.Errorf("demo definitions: %w", err)
@@ -97,7 +97,7 @@ func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, stdout io.
 	if err != nil {
 		return err
 	}
-	kv, err := config.EnsureBucket(ctx, js)
+	kv, err := config.EnsureBucket(ctx, js, replicas)
 	if err != nil {
 		return err
 	}

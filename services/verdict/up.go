@@ -30,6 +30,7 @@ type upConfig struct {
 	natsURL   string           // VERDICT_NATS_URL
 	natsAuth  stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
 	natsConf  string           // VERDICT_NATS_SERVER_CONFIG
+	natsRepl  string           // VERDICT_NATS_REPLICAS
 	ch        warehouse.Config // VERDICT_CLICKHOUSE_*
 	httpAddr  string           // VERDICT_HTTP_ADDR
 	dataDir   string           // VERDICT_DATA_DIR
@@ -54,6 +55,7 @@ type upConfig struct {
 	gateway        gateway.Config
 	access         web.Access
 	insecure       bool
+	natsReplicas   int
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -82,6 +84,7 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 		c.smtp.StartTLS = notifier.StartTLS(s)
 		return nil
 	})
+	fs.StringVar(&c.natsRepl, "nats-replicas", getenv("VERDICT_NATS_REPLICAS"), "replicas of the streams and KV buckets, 1 to 5; unset keeps what they have (VERDICT_NATS_REPLICAS)")
 	c.natsAuth = stream.AuthFromEnv(getenv)    // secrets: not flags
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
 	c.apiTokens = getenv("VERDICT_API_TOKENS") // nor these
@@ -111,6 +114,11 @@ func (c *upConfig) validate() error {
 		if _, err := os.Stat(c.natsConf); err != nil {
 			errs = append(errs, fmt.Errorf("VERDICT_NATS_SERVER_CONFIG: %w", err))
 		}
+	}
+	if n, err := stream.ParseReplicas(c.natsRepl); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.natsReplicas = n
 	}
 	if c.dataDir == "" {
 		errs = append(errs, errors.New("VERDICT_DATA_DIR is empty: set a directory for the NATS store and ClickHouse data"))
@@ -153,6 +161,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		NATSURL:          c.natsURL,
 		NATSAuth:         c.natsAuth,
 		NATSServerConfig: c.natsConf,
+		NATSReplicas:     c.natsReplicas,
 		ClickHouse:       c.ch,
 		HTTPAddr:         c.httpAddr,
 		DataDir:          c.dataDir,

@@ -5,6 +5,10 @@ package streamtest
 
 import (
 	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,4 +70,64 @@ func RunSecure(t *testing.T, opts *server.Options) string {
 	}
 	t.Cleanup(s.Shutdown)
 	return s.ClientURL()
+}
+
+// RunCluster starts n embedded servers with JetStream routed into one
+// cluster on loopback, waits until JetStream has a leader, and returns
+// their client URLs joined by commas, as VERDICT_NATS_URL takes them.
+func RunCluster(t testing.TB, n int) string {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	var urls []string
+	var servers []*server.Server
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true,
+			Cluster: server.ClusterOpts{Name: "verdict", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		if !s.ReadyForConnections(10 * time.Second) {
+			t.Fatalf("nats-server n%d not ready", i+1)
+		}
+		t.Cleanup(s.Shutdown)
+		servers = append(servers, s)
+		urls = append(urls, s.ClientURL())
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		leader, current := false, true
+		for _, s := range servers {
+			leader = leader || s.JetStreamIsLeader()
+			current = current && s.JetStreamIsClustered() && s.JetStreamIsCurrent()
+		}
+		if leader && current {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the NATS cluster has no JetStream leader after 30s")
+		}
+	}
+	return strings.Join(urls, ",")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -9,7 +9,7 @@ GO      ?= go
 MODULES  = $(shell $(GO) list -m -f '{{.Dir}}')
 BIN     := bin
 
-.PHONY: all build test demo bench deps test-deps vet fmt tidy oracle clean
+.PHONY: all build test cluster-test demo bench deps test-deps vet fmt tidy oracle clean
 
 all: build
 
@@ -23,7 +23,8 @@ build:
 
 # deps installs what running verdict needs on a Debian machine: Debian's
 # ClickHouse server (`verdict up` starts a private one from its binary).
-# test-deps adds what the tests need: Prometheus, docker-compose, Chromium.
+# test-deps adds what the tests need: Prometheus, docker-compose, Chromium,
+# ZooKeeper.
 deps:
 	@bash scripts/install-clickhouse.sh
 
@@ -37,6 +38,12 @@ test: test-deps
 
 demo: deps build
 	$(BIN)/verdict demo
+
+# cluster-test runs, alone, the scale-out on this machine that `make test`
+# runs among the others: a three-node NATS cluster, a two-shard ClickHouse
+# cluster and two processes of every service, some of them killed.
+cluster-test: test-deps
+	cd services/verdict && $(GO) test -run 'TestScaleOut' -count=1 -v -timeout 15m .
 
 bench: deps
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done

@@ -48,6 +48,39 @@ type Metric struct {
 	Denominator *Part      `json:"denominator,omitempty"`
 	Cap         *Cap       `json:"cap,omitempty"`
 	Direction   Direction  `json:"direction,omitempty"`
+	// CUPED reduces the metric's variance with the same metric computed
+	// over each unit's events before its first exposure. nil is the
+	// default: on, with a 14-day lookback.
+	CUPED *CUPED `json:"cuped,omitempty"`
+}
+
+// CUPED is a metric's variance reduction by its pre-exposure value.
+type CUPED struct {
+	Enabled  *bool    `json:"enabled,omitempty"`  // default true
+	Lookback Duration `json:"lookback,omitempty"` // default 14d
+}
+
+// DefaultCUPEDLookback is how far before its first exposure a unit's
+// events make the metric's covariate, unless the metric says otherwise (as
+// GrowthBook's default).
+const DefaultCUPEDLookback = Duration(14 * 24 * time.Hour)
+
+// MaxCUPEDLookback bounds the lookback: ingest accepts events at most 30
+// days old, and a longer lookback reads more events for little gain.
+const MaxCUPEDLookback = Duration(90 * 24 * time.Hour)
+
+// CUPEDLookback is the metric's covariate lookback, 0 when CUPED is off.
+func (m Metric) CUPEDLookback() time.Duration {
+	if m.CUPED == nil {
+		return time.Duration(DefaultCUPEDLookback)
+	}
+	if m.CUPED.Enabled != nil && !*m.CUPED.Enabled {
+		return 0
+	}
+	if m.CUPED.Lookback == 0 {
+		return time.Duration(DefaultCUPEDLookback)
+	}
+	return time.Duration(m.CUPED.Lookback)
 }
 
 // Part is the numerator or the denominator of a ratio metric.

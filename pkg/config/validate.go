@@ -310,6 +310,9 @@ func (v *validator) metric(m metricDef) {
 	default:
 		v.add(at, ".direction", "direction %q is unknown: use increase (higher is better) or decrease (lower is better)", m.Direction)
 	}
+	if m.CUPED != nil && m.CUPED.Lookback > MaxCUPEDLookback {
+		v.add(at, ".cuped.lookback", "lookback %v is longer than %v: events older than that are not kept for it", m.CUPED.Lookback, MaxCUPEDLookback)
+	}
 	if m.Cap != nil {
 		if m.Kind == stats.Proportion {
 			v.add(at, ".cap", "a proportion is 0 or 1 and cannot be capped: remove cap")

@@ -54,6 +54,10 @@ type ExperimentStats struct {
 type Cell struct {
 	Variant, Metric, Dimension, Value string
 	Arm                               stats.Arm
+	// Pre is the CUPED covariate's sums: the metric over each unit's
+	// events in its lookback before the first exposure (zero when the
+	// metric has no CUPED).
+	Pre stats.Pre
 }
 
 // Cell returns the statistics of metric in variant, overall when dimension
@@ -226,9 +230,11 @@ const (
 	// unitEventsSQL is one row per exposed unit with counted events: per
 	// event name (numbered by its position in @events) the number and the
 	// sum of value of the unit's events inside its attribution window, each
-	// event once (copy_number 1: its first copy among the unit's rows).
-	// The groupArrays of one unit list its rows in the same order, so
-	// copy_number, event_numbers and event_values are parallel arrays.
+	// event once (copy_number 1: its first copy among the unit's rows), and
+	// for CUPED the same over the unit's events in a lookback before its
+	// first exposure (offset < 0). The groupArrays of one unit list its
+	// rows in the same order, so copy_number, event_numbers, event_values
+	// and event_offsets are parallel arrays.
 	unitEventsSQL = `SELECT
             unit_key,
             last_event_ms,
@@ -237,10 +243,11 @@ const (
         (
             SELECT
                 unit_key,
-                max(track_ms) AS last_event_ms,
+                maxIf(track_ms, track_ms >= first_ms) AS last_event_ms,
                 arrayEnumerateUniq(groupArray(event_hash)) AS copy_number,
                 groupArray(event_index) AS event_numbers,
-                groupArray(value) AS event_values
+                groupArray(value) AS event_values,
+                groupArray(toInt64(track_ms) - toInt64(first_ms)) AS event_offsets
             FROM
             (
                 SELECT
@@ -251,7 +258,7 @@ const (
                     value
                 FROM {db:Identifier}.events
                 WHERE event IN @event_set
-                    AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
+                    AND ts >= toDateTime(@scan_start_s) AND ts <= toDateTime(@events_end_s)
             )
             ANY INNER JOIN
             (
@@ -260,7 +267,8 @@ const (
                 WHERE ` + exposuresWhere + `
                 GROUP BY unit_key
             ) USING unit_key
-            WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
+            WHERE (track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms)
+                OR (track_ms < first_ms AND track_ms + @lookback_ms >= first_ms)
             GROUP BY unit_key
         )`
 
@@ -275,7 +283,9 @@ const (
         {unit_segments} AS unit_segments,
         first_ms, last_exposure_ms, last_event_ms,
         {metric_x} AS xs,
-        {metric_y} AS ys
+        {metric_y} AS ys,
+        {metric_px} AS pxs,
+        {metric_py} AS pys
     FROM
     (
         ` + unitsSQL + `
@@ -309,6 +319,15 @@ SETTINGS join_use_nulls = 0`
     sumForEach(group_y) AS sum_y,
     sumForEach(group_yy) AS sum_yy,
     sumForEach(group_xy) AS sum_xy,
+    sumForEach(group_px) AS sum_px,
+    sumForEach(group_pxx) AS sum_pxx,
+    sumForEach(group_py) AS sum_py,
+    sumForEach(group_pyy) AS sum_pyy,
+    sumForEach(group_pxpy) AS sum_pxpy,
+    sumForEach(group_xpx) AS sum_xpx,
+    sumForEach(group_xpy) AS sum_xpy,
+    sumForEach(group_ypx) AS sum_ypx,
+    sumForEach(group_ypy) AS sum_ypy,
     min(group_first_ms) AS first_exposure_ms,
     max(group_through_ms) AS data_through_ms
 FROM
@@ -322,6 +341,15 @@ FROM
         sumForEach(ys) AS group_y,
         sumForEach(arrayMap(y -> y * y, ys)) AS group_yy,
         sumForEach(arrayMap((x, y) -> x * y, xs, ys)) AS group_xy,
+        sumForEach(pxs) AS group_px,
+        sumForEach(arrayMap(x -> x * x, pxs)) AS group_pxx,
+        sumForEach(pys) AS group_py,
+        sumForEach(arrayMap(y -> y * y, pys)) AS group_pyy,
+        sumForEach(arrayMap((x, y) -> x * y, pxs, pys)) AS group_pxpy,
+        sumForEach(arrayMap((x, p) -> x * p, xs, pxs)) AS group_xpx,
+        sumForEach(arrayMap((x, p) -> x * p, xs, pys)) AS group_xpy,
+        sumForEach(arrayMap((y, p) -> y * p, ys, pxs)) AS group_ypx,
+        sumForEach(arrayMap((y, p) -> y * p, ys, pys)) AS group_ypy,
         min(first_ms) AS group_first_ms,
         max(greatest(last_exposure_ms, last_event_ms)) AS group_through_ms
     FROM
@@ -386,39 +414,58 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		}
 		return i + 1
 	}
-	part := func(p config.Part) (string, error) {
-		if p.Event == "" {
-			return "", fmt.Errorf("%w: no event", ErrBadDefinition)
-		}
-		switch p.Aggregate {
-		case config.Count:
-			return fmt.Sprintf("toFloat64(count_%d)", number(p.Event)), nil
-		case config.Sum, "":
-			return fmt.Sprintf("sum_%d", number(p.Event)), nil
-		}
-		return "", fmt.Errorf("%w: aggregate %q is not sum or count", ErrBadDefinition, p.Aggregate)
+	// Pre-exposure aggregates for CUPED, numbered per (event, lookback):
+	// pre_count_K and pre_sum_K of the Kth over the unit's events in the
+	// lookback before its first exposure.
+	type preKey struct {
+		event    string
+		lookback int64 // ms
 	}
-	// xs are the per-unit values (capped), raw the same before capping,
-	// ys a ratio's denominators (0 for other kinds).
-	var xs, raw, ys []string
-	for i, m := range metrics {
-		var x, y string
-		var err error
+	var pres []preKey
+	preNumber := func(event string, lookback int64) int {
+		k := preKey{event, lookback}
+		i := slices.Index(pres, k)
+		if i < 0 {
+			number(event)
+			pres = append(pres, k)
+			i = len(pres) - 1
+		}
+		return i + 1
+	}
+	post := func(event string, count bool) string {
+		if count {
+			return fmt.Sprintf("toFloat64(count_%d)", number(event))
+		}
+		return fmt.Sprintf("sum_%d", number(event))
+	}
+	// value is the per-unit value x of m (and y, a ratio's denominator)
+	// from the aggregates agg names.
+	value := func(m config.Metric, agg func(event string, count bool) string) (x, y string, err error) {
+		part := func(p config.Part) (string, error) {
+			if p.Event == "" {
+				return "", fmt.Errorf("%w: no event", ErrBadDefinition)
+			}
+			switch p.Aggregate {
+			case config.Count:
+				return agg(p.Event, true), nil
+			case config.Sum, "":
+				return agg(p.Event, false), nil
+			}
+			return "", fmt.Errorf("%w: aggregate %q is not sum or count", ErrBadDefinition, p.Aggregate)
+		}
 		switch m.Kind {
 		case stats.Proportion:
 			if m.Event == "" {
-				err = fmt.Errorf("%w: no event", ErrBadDefinition)
-				break
+				return "", "", fmt.Errorf("%w: no event", ErrBadDefinition)
 			}
-			x = fmt.Sprintf("toFloat64(count_%d > 0)", number(m.Event))
+			x = fmt.Sprintf("toFloat64(%s > 0)", agg(m.Event, true))
 		case stats.Mean:
 			x, err = part(config.Part{Event: m.Event, Aggregate: m.Aggregate})
 		case stats.Count:
 			x, err = part(config.Part{Event: m.Event, Aggregate: config.Count})
 		case stats.Ratio:
 			if m.Numerator == nil || m.Denominator == nil {
-				err = fmt.Errorf("%w: a ratio needs a numerator and a denominator", ErrBadDefinition)
-				break
+				return "", "", fmt.Errorf("%w: a ratio needs a numerator and a denominator", ErrBadDefinition)
 			}
 			if x, err = part(*m.Numerator); err == nil {
 				y, err = part(*m.Denominator)
@@ -426,13 +473,36 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		default:
 			err = fmt.Errorf("%w: kind %q", ErrBadDefinition, m.Kind)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("metric %s: %w", m.Key, err)
-		}
 		if y == "" {
 			y = "toFloat64(0)"
 		}
-		raw, ys = append(raw, x), append(ys, y)
+		return x, y, err
+	}
+	// xs are the per-unit values (capped), raw the same before capping,
+	// ys a ratio's denominators (0 for other kinds), pxs and pys the same
+	// over the CUPED lookback (0 when the metric has no CUPED), capped
+	// like xs.
+	var xs, raw, ys, pxs, pys []string
+	var maxLookback int64
+	for i, m := range metrics {
+		x, y, err := value(m, post)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s: %w", m.Key, err)
+		}
+		px, py := "toFloat64(0)", "toFloat64(0)"
+		if lookback := m.CUPEDLookback().Milliseconds(); lookback > 0 {
+			maxLookback = max(maxLookback, lookback)
+			pre := func(event string, count bool) string {
+				if count {
+					return fmt.Sprintf("toFloat64(pre_count_%d)", preNumber(event, lookback))
+				}
+				return fmt.Sprintf("pre_sum_%d", preNumber(event, lookback))
+			}
+			if px, py, err = value(m, pre); err != nil {
+				return nil, fmt.Errorf("metric %s: %w", m.Key, err)
+			}
+		}
+		raw, ys, pys = append(raw, x), append(ys, y), append(pys, py)
 		// A proportion is 0 or 1: a cap cannot change it (and validation
 		// refuses one).
 		if m.Cap != nil && m.Kind != stats.Proportion {
@@ -441,17 +511,25 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			}
 			q.capped = append(q.capped, i)
 			x = fmt.Sprintf("least(%s, @cap_%d)", x, i+1)
+			px = fmt.Sprintf("least(%s, @cap_%d)", px, i+1)
 		}
-		xs = append(xs, x)
+		xs, pxs = append(xs, x), append(pxs, px)
 	}
 
 	// count_N and sum_N over the first copies (copy_number 1) of the
-	// unit's counted events numbered N.
+	// unit's counted events numbered N (offset ≥ 0: from the first
+	// exposure on); pre_count_K and pre_sum_K over those in the Kth's
+	// lookback before it.
 	var eventColumns []string
 	for i := range events {
 		n := i + 1
-		eventColumns = append(eventColumns, fmt.Sprintf("arrayCount((c, e) -> c = 1 AND e = %d, copy_number, event_numbers) AS count_%d, "+
-			"arraySum((c, e, v) -> if(c = 1 AND e = %d, v, 0), copy_number, event_numbers, event_values) AS sum_%d", n, n, n, n))
+		eventColumns = append(eventColumns, fmt.Sprintf("arrayCount((c, e, o) -> c = 1 AND e = %d AND o >= 0, copy_number, event_numbers, event_offsets) AS count_%d, "+
+			"arraySum((c, e, o, v) -> if(c = 1 AND e = %d AND o >= 0, v, 0), copy_number, event_numbers, event_offsets, event_values) AS sum_%d", n, n, n, n))
+	}
+	for i, p := range pres {
+		k, n := i+1, slices.Index(events, p.event)+1
+		eventColumns = append(eventColumns, fmt.Sprintf("arrayCount((c, e, o) -> c = 1 AND e = %d AND o < 0 AND o >= -%d, copy_number, event_numbers, event_offsets) AS pre_count_%d, "+
+			"arraySum((c, e, o, v) -> if(c = 1 AND e = %d AND o < 0 AND o >= -%d, v, 0), copy_number, event_numbers, event_offsets, event_values) AS pre_sum_%d", n, p.lookback, k, n, p.lookback, k))
 	}
 	if len(events) == 0 {
 		// No metric: keep the query valid; no event is named "".
@@ -482,6 +560,8 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	q.params = map[string]any{
 		"experiment":   exp.Key,
 		"start_s":      startMS / 1000,
+		"scan_start_s": max(startMS-maxLookback, 0) / 1000,
+		"lookback_ms":  maxLookback,
 		"end_s":        endMS / 1000,
 		"start_ms":     startMS,
 		"end_ms":       endMS,
@@ -514,6 +594,8 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			"{event_columns}", strings.Join(eventColumns, ",\n            "),
 			"{metric_x}", floats(xs),
 			"{metric_y}", floats(ys),
+			"{metric_px}", floats(pxs),
+			"{metric_py}", floats(pys),
 		).Replace(sql)
 	}
 	q.stats = fill(statsSQL, xs)
@@ -537,6 +619,8 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			quantiles = append(quantiles, fmt.Sprintf("quantileExactIf(%s)(xs[%d], xs[%d] != 0)", level, j+1, j+1))
 			values = append(values, fmt.Sprintf("arraySort(groupArrayIf(xs[%d], xs[%d] != 0))", j+1, j+1))
 			m.Cap = nil
+			off := false
+			m.CUPED = &config.CUPED{Enabled: &off} // the caps need no covariate
 			capped = append(capped, m)
 		}
 		noSegments := exp
@@ -621,6 +705,13 @@ type statRow struct {
 	variant, dim, value       string
 	units, firstMS, throughMS uint64
 	sx, sxx, sy, syy, sxy     []float64
+	// CUPED: px, py are the pre-exposure x and y.
+	spx, spxx, spy, spyy, spxpy, sxpx, sxpy, sypx, sypy []float64
+}
+
+// sums are the row's per-metric sums, in the order of the query's columns.
+func (r *statRow) sums() []*[]float64 {
+	return []*[]float64{&r.sx, &r.sxx, &r.sy, &r.syy, &r.sxy, &r.spx, &r.spxx, &r.spy, &r.spyy, &r.spxpy, &r.sxpx, &r.sxpy, &r.sypx, &r.sypy}
 }
 
 // statRows runs the statistics query sql on conn.
@@ -633,7 +724,11 @@ func statRows(ctx context.Context, conn driver.Conn, sql string, args []any) ([]
 	var out []statRow
 	for rows.Next() {
 		var r statRow
-		if err := rows.Scan(&r.variant, &r.dim, &r.value, &r.units, &r.sx, &r.sxx, &r.sy, &r.syy, &r.sxy, &r.firstMS, &r.throughMS); err != nil {
+		dest := []any{&r.variant, &r.dim, &r.value, &r.units}
+		for _, s := range r.sums() {
+			dest = append(dest, s)
+		}
+		if err := rows.Scan(append(dest, &r.firstMS, &r.throughMS)...); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -670,13 +765,16 @@ func (w *Warehouse) shardStatRows(ctx context.Context, q *readoutQuery, caps map
 				sum[k] = t
 				order = append(order, k)
 			}
-			if len(r.sx) != len(q.metrics) || (t.sx != nil && len(t.sx) != len(r.sx)) {
-				return nil, fmt.Errorf("shard %d: statistics row has %d metrics, want %d", sh.num, len(r.sx), len(q.metrics))
+			from, to := r.sums(), t.sums()
+			for i := range from {
+				if len(*from[i]) != len(q.metrics) {
+					return nil, fmt.Errorf("shard %d: statistics row has %d metrics, want %d", sh.num, len(*from[i]), len(q.metrics))
+				}
+				*to[i] = add(*to[i], *from[i])
 			}
 			t.units += r.units
 			t.firstMS = min(t.firstMS, r.firstMS)
 			t.throughMS = max(t.throughMS, r.throughMS)
-			t.sx, t.sxx, t.sy, t.syy, t.sxy = add(t.sx, r.sx), add(t.sxx, r.sxx), add(t.sy, r.sy), add(t.syy, r.syy), add(t.sxy, r.sxy)
 		}
 	}
 	out := make([]statRow, len(order))
@@ -754,6 +852,11 @@ func (w *Warehouse) sufficientStats(ctx context.Context, q *readoutQuery, exp co
 	for _, r := range rows {
 		variant, dim, value, units, firstMS, throughMS := r.variant, r.dim, r.value, r.units, r.firstMS, r.throughMS
 		sx, sxx, sy, syy, sxy := r.sx, r.sxx, r.sy, r.syy, r.sxy
+		for _, s := range r.sums() {
+			if len(*s) != len(q.metrics) {
+				return fmt.Errorf("statistics row has %d metrics, want %d", len(*s), len(q.metrics))
+			}
+		}
 		if dim == "" {
 			out.Exposed += units
 			if first == 0 || firstMS < first {
@@ -772,13 +875,13 @@ func (w *Warehouse) sufficientStats(ctx context.Context, q *readoutQuery, exp co
 		if !known[variant] {
 			continue
 		}
-		if len(sx) != len(q.metrics) {
-			return fmt.Errorf("statistics row has %d metrics, want %d", len(sx), len(q.metrics))
-		}
 		for i, m := range q.metrics {
-			c := Cell{Variant: variant, Metric: m.Key, Arm: stats.Arm{N: float64(units), Sum: sx[i], SumSquares: sxx[i]}}
+			c := Cell{Variant: variant, Metric: m.Key, Arm: stats.Arm{N: float64(units), Sum: sx[i], SumSquares: sxx[i]},
+				Pre: stats.Pre{Sum: r.spx[i], SumSquares: r.spxx[i], CrossSum: r.sxpx[i]}}
 			if m.Kind == stats.Ratio {
 				c.Arm.DenSum, c.Arm.DenSumSquares, c.Arm.SumProducts = sy[i], syy[i], sxy[i]
+				c.Pre.DenSum, c.Pre.DenSumSquares, c.Pre.SumProducts = r.spy[i], r.spyy[i], r.spxpy[i]
+				c.Pre.CrossDen, c.Pre.DenCrossSum, c.Pre.DenCrossDen = r.sxpy[i], r.sypx[i], r.sypy[i]
 			}
 			if dim == "" {
 				overall[variant] = true

@@ -132,7 +132,9 @@ func readoutWorld(seed uint64) (batches [][]event.Event, all []event.Event) {
 	}
 	first := t0.Add(3*day + 123*time.Millisecond)
 	exposure("edge-window", "edge-x1", first, "ios")
-	purchase("edge-window", first.Add(-time.Millisecond), 1)          // before the first exposure
+	purchase("edge-window", first.Add(-14*day-time.Millisecond), 128) // before CUPED's 14-day lookback
+	purchase("edge-window", first.Add(-14*day), 64)                   // its first millisecond: a covariate
+	purchase("edge-window", first.Add(-time.Millisecond), 1)          // before the first exposure: a covariate
 	purchase("edge-window", first, 2)                                 // at it: counts
 	purchase("edge-window", first.Add(2*day-time.Millisecond), 4)     // last millisecond of the window
 	purchase("edge-window", first.Add(2*day), 8)                      // just after
@@ -181,6 +183,8 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		variants        map[string]bool
 		segments        []string
 		counts, sums    map[string]float64
+		// Before the first exposure, per lookback (ms): for CUPED.
+		preCounts, preSums map[int64]map[string]float64
 	}
 	units := map[string]*unit{}
 	out := warehouse.ExperimentStats{Units: map[string]uint64{}}
@@ -226,6 +230,36 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		}
 	}
 	window := time.Duration(exp.AttributionWindow).Milliseconds()
+	lookbacks := map[int64]bool{}
+	for _, m := range metrics {
+		if l := m.CUPEDLookback().Milliseconds(); l > 0 {
+			lookbacks[l] = true
+		}
+	}
+	preSeen := map[string]bool{}
+	for _, e := range evs {
+		u := units[e.Unit]
+		if e.Type != event.Track || u == nil || preSeen[e.ID] || !names[e.Name] {
+			continue
+		}
+		t := ms(e.TS)
+		if t >= u.firstMS {
+			continue
+		}
+		preSeen[e.ID] = true
+		for l := range lookbacks {
+			if t >= u.firstMS-l {
+				if u.preCounts == nil {
+					u.preCounts, u.preSums = map[int64]map[string]float64{}, map[int64]map[string]float64{}
+				}
+				if u.preCounts[l] == nil {
+					u.preCounts[l], u.preSums[l] = map[string]float64{}, map[string]float64{}
+				}
+				u.preCounts[l][e.Name]++
+				u.preSums[l][e.Name] += e.Value
+			}
+		}
+	}
 	for _, e := range evs {
 		u := units[e.Unit]
 		if e.Type != event.Track || u == nil || seen[e.ID] || !names[e.Name] {
@@ -269,41 +303,64 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 	if out.Exposed > 0 {
 		out.FirstExposure, out.DataThrough = time.UnixMilli(first).UTC(), time.UnixMilli(last).UTC()
 	}
-	part := func(u *unit, p config.Part) float64 {
-		if p.Aggregate == config.Count {
-			return u.counts[p.Event]
+	// values computes a metric from a unit's counts and sums of events.
+	values := func(counts, sums map[string]float64, m config.Metric) (float64, float64) {
+		part := func(p config.Part) float64 {
+			if p.Aggregate == config.Count {
+				return counts[p.Event]
+			}
+			return sums[p.Event]
 		}
-		return u.sums[p.Event]
-	}
-	xy := func(u *unit, m config.Metric) (float64, float64) {
 		switch m.Kind {
 		case stats.Proportion:
-			if u.counts[m.Event] > 0 {
+			if counts[m.Event] > 0 {
 				return 1, 0
 			}
 			return 0, 0
 		case stats.Count:
-			return u.counts[m.Event], 0
+			return counts[m.Event], 0
 		case stats.Mean:
-			return part(u, config.Part{Event: m.Event, Aggregate: m.Aggregate}), 0
+			return part(config.Part{Event: m.Event, Aggregate: m.Aggregate}), 0
 		}
-		return part(u, *m.Numerator), part(u, *m.Denominator)
+		return part(*m.Numerator), part(*m.Denominator)
+	}
+	xy := func(u *unit, m config.Metric) (float64, float64) { return values(u.counts, u.sums, m) }
+	pre := func(u *unit, m config.Metric) (float64, float64) {
+		l := m.CUPEDLookback().Milliseconds()
+		if l == 0 {
+			return 0, 0
+		}
+		return values(u.preCounts[l], u.preSums[l], m) // nil maps read as 0
 	}
 	type key struct{ variant, metric, dim, value string }
 	arms := map[key]*stats.Arm{}
-	add := func(k key, x, y float64, ratio bool) {
-		a := arms[k]
+	pres := map[key]*stats.Pre{}
+	add := func(k key, x, y, x0, y0 float64, ratio bool) {
+		a, p := arms[k], pres[k]
 		if a == nil {
 			a = &stats.Arm{}
 			arms[k] = a
 		}
+		if p == nil {
+			p = &stats.Pre{}
+			pres[k] = p
+		}
 		a.N++
 		a.Sum += x
 		a.SumSquares += x * x
+		p.Sum += x0
+		p.SumSquares += x0 * x0
+		p.CrossSum += x * x0
 		if ratio {
 			a.DenSum += y
 			a.DenSumSquares += y * y
 			a.SumProducts += x * y
+			p.DenSum += y0
+			p.DenSumSquares += y0 * y0
+			p.SumProducts += x0 * y0
+			p.CrossDen += x * y0
+			p.DenCrossSum += y * x0
+			p.DenCrossDen += y * y0
 		}
 	}
 	for _, m := range metrics {
@@ -324,19 +381,21 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		}
 		for _, v := range exp.Variants {
 			arms[key{v.Key, m.Key, "", ""}] = &stats.Arm{}
+			pres[key{v.Key, m.Key, "", ""}] = &stats.Pre{}
 		}
 		for _, u := range included {
 			x, y := xy(u, m)
-			x = min(x, capAt)
+			x0, y0 := pre(u, m)
+			x, x0 = min(x, capAt), min(x0, capAt)
 			v := variantOf[u]
-			add(key{v, m.Key, "", ""}, x, y, m.Kind == stats.Ratio)
+			add(key{v, m.Key, "", ""}, x, y, x0, y0, m.Kind == stats.Ratio)
 			for i, d := range exp.Segments {
-				add(key{v, m.Key, d, u.segments[i]}, x, y, m.Kind == stats.Ratio)
+				add(key{v, m.Key, d, u.segments[i]}, x, y, x0, y0, m.Kind == stats.Ratio)
 			}
 		}
 	}
 	for k, a := range arms {
-		out.Cells = append(out.Cells, warehouse.Cell{Variant: k.variant, Metric: k.metric, Dimension: k.dim, Value: k.value, Arm: *a})
+		out.Cells = append(out.Cells, warehouse.Cell{Variant: k.variant, Metric: k.metric, Dimension: k.dim, Value: k.value, Arm: *a, Pre: *pres[k]})
 	}
 	sortCells(out.Cells)
 	return out
@@ -404,6 +463,18 @@ func TestExperimentStats(t *testing.T) {
 			}
 			if want.Exposed > 0 && (want.MultiExposed == 0 || want.UnknownVariant == 0) && tt.name == tests[0].name {
 				t.Errorf("the data has %d multi-exposed and %d unknown-variant units: the test needs both", want.MultiExposed, want.UnknownVariant)
+			}
+			if tt.name == tests[0].name {
+				// CUPED's covariate: events before the first exposure count,
+				// for ratios as well.
+				var pre, preDen bool
+				for _, c := range want.Cells {
+					pre = pre || c.Pre.Sum != 0
+					preDen = preDen || c.Pre.DenCrossDen != 0
+				}
+				if !pre || !preDen {
+					t.Errorf("no cell has pre-exposure sums (%v, ratio %v): the test needs them", pre, preDen)
+				}
 			}
 			for _, c := range got.Cells {
 				if arm, ok := got.Cell(c.Variant, c.Metric, c.Dimension, c.Value); !ok || arm != c.Arm {

@@ -87,4 +87,7 @@ type Comparison struct {
 	Metric config.Metric
 	Result stats.Result
 	Err    error
+	// CUPED is what variance reduction did to Result; nil when the metric
+	// has none.
+	CUPED *stats.CUPED
 }

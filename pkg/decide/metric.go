@@ -1,6 +1,8 @@
 package decide
 
 import (
+	"time"
+
 	"fmt"
 	"math"
 
@@ -22,6 +24,10 @@ type metric struct {
 	ok  bool   // res is usable; otherwise why says what went wrong
 	why string // for an unavailable metric
 	res stats.Result
+	// cuped is what variance reduction did to res (nil: none), lookback
+	// the metric's.
+	cuped    *stats.CUPED
+	lookback time.Duration
 
 	better, worse bool // the whole CI on the good / bad side of 0
 
@@ -114,6 +120,7 @@ func read(c Comparison, r role) *metric {
 		return m
 	}
 	m.ok, m.res = true, c.Result
+	m.cuped, m.lookback = c.CUPED, c.Metric.CUPEDLookback()
 	ci := c.Result.AbsCI
 	// Significance is read from the interval, as stats does (Excludes):
 	// an interval that touches 0 shows nothing.
@@ -184,6 +191,12 @@ func (m *metric) out() readout.Metric {
 		o.Direction = string(config.Decrease)
 	}
 	o.RelEffect, o.RelCI = rel(r)
+	if cu := m.cuped; cu != nil {
+		o.CUPED = &readout.CUPED{Lookback: config.Duration(m.lookback).String(), Applied: cu.Applied, Theta: cu.Theta, VarianceReduction: cu.VarianceReduction}
+		if cu.Applied {
+			o.Control.Mean, o.Treatment.Mean = cu.Control.Mean, cu.Treatment.Mean
+		}
+	}
 	if m.role == readout.Guardrail {
 		o.Margin, o.AbsMargin = ptr(m.margin), ptr(m.absMargin)
 		o.NonInferior, o.BeyondMargin = ptr(m.nonInferior), ptr(m.beyond)

@@ -254,6 +254,26 @@ type Metric struct {
 	AbsMargin    *float64 `json:"abs_margin,omitempty"`
 	NonInferior  *bool    `json:"non_inferior,omitempty"`
 	BeyondMargin *bool    `json:"beyond_margin,omitempty"`
+
+	// CUPED is the metric's variance reduction by its pre-exposure value;
+	// nil when the metric has none. When applied, abs_effect, ci,
+	// rel_effect, rel_ci and p_value are adjusted, and control and
+	// treatment keep the means as observed.
+	CUPED *CUPED `json:"cuped,omitempty"`
+}
+
+// CUPED is what variance reduction did to one comparison.
+type CUPED struct {
+	Lookback string `json:"lookback"` // e.g. "14d"
+	// Applied is false when no unit had events in the lookback: the
+	// comparison is then unadjusted.
+	Applied bool `json:"applied"`
+	// Theta is the pooled regression coefficient of the metric on its
+	// pre-exposure value.
+	Theta float64 `json:"theta"`
+	// VarianceReduction is the share of the effect's variance removed:
+	// 1 − Var(adjusted)/Var(unadjusted).
+	VarianceReduction float64 `json:"variance_reduction"`
 }
 
 // Unavailable is a metric that could not be compared, and why.

@@ -370,6 +370,7 @@ type truth struct {
 	unknown     int64            // units exposed to one variant the definition does not list
 	dataThrough time.Time
 	cells       map[cell]stats.Arm
+	pres        map[cell]stats.Pre  // CUPED's covariate sums
 	values      map[string][]string // segment dimension → values seen, sorted
 	caps        map[string]float64  // capped metric → cap
 }
@@ -402,6 +403,8 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 		variants     map[string]bool
 		last         int64 // latest exposure in range, or counted event
 		count, total map[string]float64
+		// Before the first exposure, per CUPED lookback (ms).
+		preCount, preTotal map[int64]map[string]float64
 	}
 	units := map[string]*unit{}
 	// Dedup: the first copy of each event_id.
@@ -441,6 +444,31 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 		}
 	}
 	window := time.Duration(exp.AttributionWindow).Milliseconds()
+	lookbacks := map[int64]bool{}
+	for _, m := range metrics {
+		if l := m.CUPEDLookback().Milliseconds(); l > 0 {
+			lookbacks[l] = true
+		}
+	}
+	for _, e := range distinct {
+		u := units[e.Unit]
+		t := ms(e.TS)
+		if e.Type != event.Track || u == nil || !names[e.Name] || t >= u.first {
+			continue
+		}
+		for l := range lookbacks {
+			if t >= u.first-l {
+				if u.preCount == nil {
+					u.preCount, u.preTotal = map[int64]map[string]float64{}, map[int64]map[string]float64{}
+				}
+				if u.preCount[l] == nil {
+					u.preCount[l], u.preTotal[l] = map[string]float64{}, map[string]float64{}
+				}
+				u.preCount[l][e.Name]++
+				u.preTotal[l][e.Name] += e.Value
+			}
+		}
+	}
 	for _, e := range distinct {
 		u := units[e.Unit]
 		t := ms(e.TS)
@@ -452,7 +480,7 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 		u.last = max(u.last, t)
 	}
 
-	tr := truth{units: map[string]int64{}, cells: map[cell]stats.Arm{}, values: map[string][]string{}, caps: map[string]float64{}}
+	tr := truth{units: map[string]int64{}, cells: map[cell]stats.Arm{}, pres: map[cell]stats.Pre{}, values: map[string][]string{}, caps: map[string]float64{}}
 	known := map[string]bool{}
 	for _, v := range exp.Variants {
 		known[v.Key] = true
@@ -497,25 +525,32 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 		sort.Strings(tr.values[dim])
 	}
 
-	part := func(u *unit, p config.Part) float64 {
-		if p.Aggregate == config.Count {
-			return u.count[p.Event]
+	of := func(count, total map[string]float64, m config.Metric) (x, y float64) {
+		part := func(p config.Part) float64 {
+			if p.Aggregate == config.Count {
+				return count[p.Event]
+			}
+			return total[p.Event]
 		}
-		return u.total[p.Event]
-	}
-	value := func(u *unit, m config.Metric) (x, y float64) {
 		switch m.Kind {
 		case stats.Proportion:
-			if u.count[m.Event] > 0 {
+			if count[m.Event] > 0 {
 				return 1, 0
 			}
 			return 0, 0
 		case stats.Count:
-			return u.count[m.Event], 0
+			return count[m.Event], 0
 		case stats.Mean:
-			return part(u, config.Part{Event: m.Event, Aggregate: m.Aggregate}), 0
+			return part(config.Part{Event: m.Event, Aggregate: m.Aggregate}), 0
 		}
-		return part(u, *m.Numerator), part(u, *m.Denominator)
+		return part(*m.Numerator), part(*m.Denominator)
+	}
+	value := func(u *unit, m config.Metric) (x, y float64) { return of(u.count, u.total, m) }
+	preValue := func(u *unit, m config.Metric) (x0, y0 float64) {
+		if l := m.CUPEDLookback().Milliseconds(); l > 0 {
+			return of(u.preCount[l], u.preTotal[l], m)
+		}
+		return 0, 0
 	}
 	for _, m := range metrics {
 		capAt := math.Inf(1)
@@ -537,30 +572,58 @@ func computeTruth(exp config.Experiment, metrics []config.Metric, evs []event.Ev
 		}
 		for _, v := range exp.Variants {
 			tr.cells[cell{v.Key, m.Key, "", ""}] = stats.Arm{}
+			tr.pres[cell{v.Key, m.Key, "", ""}] = stats.Pre{}
 		}
-		add := func(c cell, x, y float64) {
-			a := tr.cells[c]
+		add := func(c cell, x, y, x0, y0 float64) {
+			a, p := tr.cells[c], tr.pres[c]
 			a.N++
 			a.Sum += x
 			a.SumSquares += x * x
+			p.Sum += x0
+			p.SumSquares += x0 * x0
+			p.CrossSum += x * x0
 			if m.Kind == stats.Ratio {
 				a.DenSum += y
 				a.DenSumSquares += y * y
 				a.SumProducts += x * y
+				p.DenSum += y0
+				p.DenSumSquares += y0 * y0
+				p.SumProducts += x0 * y0
+				p.CrossDen += x * y0
+				p.DenCrossSum += y * x0
+				p.DenCrossDen += y * y0
 			}
-			tr.cells[c] = a
+			tr.cells[c], tr.pres[c] = a, p
 		}
 		for _, u := range included {
 			x, y := value(u, m)
-			x = min(x, capAt)
+			x0, y0 := preValue(u, m)
+			x, x0 = min(x, capAt), min(x0, capAt)
 			v := variantOf[u]
-			add(cell{v, m.Key, "", ""}, x, y)
+			add(cell{v, m.Key, "", ""}, x, y, x0, y0)
 			for _, dim := range exp.Segments {
-				add(cell{v, m.Key, dim, segment(u, dim)}, x, y)
+				add(cell{v, m.Key, dim, segment(u, dim)}, x, y, x0, y0)
 			}
 		}
 	}
 	return tr
+}
+
+// compare is what the readout must say of metric m in the cell of variant
+// against the control: stats.CompareCUPED on the true sums when the metric
+// has CUPED, else stats.Compare, and the arms' estimates as the readout
+// shows them (as observed).
+func (tr truth) compare(m config.Metric, control, variant, dim, value string, opt stats.Options) (stats.Result, [2]stats.Estimate, error) {
+	c, t := cell{control, m.Key, dim, value}, cell{variant, m.Key, dim, value}
+	if m.CUPEDLookback() == 0 {
+		r, err := stats.Compare(m.Kind, tr.cells[c], tr.cells[t], opt)
+		return r, [2]stats.Estimate{r.Control, r.Treatment}, err
+	}
+	r, cu, err := stats.CompareCUPED(m.Kind, tr.cells[c], tr.cells[t], tr.pres[c], tr.pres[t], opt)
+	if !cu.Applied {
+		return r, [2]stats.Estimate{r.Control, r.Treatment}, err
+	}
+	return r, [2]stats.Estimate{cu.Control, cu.Treatment}, err
 }
 
 // stats returns the truth as ExperimentStats, for rules.Evaluate.
@@ -570,7 +633,7 @@ func (tr truth) stats() warehouse.ExperimentStats {
 		st.Units[v] = uint64(n)
 	}
 	for c, a := range tr.cells {
-		st.Cells = append(st.Cells, warehouse.Cell{Variant: c.variant, Metric: c.metric, Dimension: c.dim, Value: c.value, Arm: a})
+		st.Cells = append(st.Cells, warehouse.Cell{Variant: c.variant, Metric: c.metric, Dimension: c.dim, Value: c.value, Arm: a, Pre: tr.pres[c]})
 	}
 	return st
 }
@@ -603,6 +666,9 @@ func TestScenarioTruths(t *testing.T) {
 			// Units of unknown variants enter no statistic, only the
 			// health count.
 			clean.unknown = tr.unknown
+			// Events before a unit's first exposure are noise to its
+			// metrics, but CUPED's covariate is made of them.
+			clean.pres, tr.pres = nil, nil
 			if diff := cmp.Diff(clean, tr, cmp.AllowUnexported(truth{})); diff != "" {
 				t.Errorf("the noise moves the statistics (-without +with):\n%s", diff)
 			}
@@ -974,7 +1040,7 @@ func checkNumbers(t *testing.T, exp config.Experiment, metrics map[string]config
 		}
 		for _, r := range roles {
 			m := metrics[r.key]
-			res, err := stats.Compare(m.Kind, tr.cells[cell{exp.Control, m.Key, "", ""}], tr.cells[cell{variant, m.Key, "", ""}], opt)
+			res, observed, err := tr.compare(m, exp.Control, variant, "", "", opt)
 			j := slices.IndexFunc(arm.Metrics, func(g readout.Metric) bool { return g.Metric == m.Key })
 			if err != nil {
 				if !slices.ContainsFunc(arm.Unavailable, func(u readout.Unavailable) bool { return u.Metric == m.Key }) {
@@ -991,7 +1057,9 @@ func checkNumbers(t *testing.T, exp config.Experiment, metrics map[string]config
 			if got.Role != r.role || got.Kind != string(m.Kind) || got.Direction != string(m.Direction) {
 				t.Errorf("%s: role, kind, direction = %s, %s, %s; want %s, %s, %s", where, got.Role, got.Kind, got.Direction, r.role, m.Kind, m.Direction)
 			}
-			checkResult(t, where, got.Control, got.Treatment, got.AbsEffect, got.RelEffect, got.CI, got.RelCI, got.PValue, res)
+			shown := res
+			shown.Control, shown.Treatment = observed[0], observed[1]
+			checkResult(t, where, got.Control, got.Treatment, got.AbsEffect, got.RelEffect, got.CI, got.RelCI, got.PValue, shown)
 			if got.Significant != (res.AbsCI.Lo > 0 || res.AbsCI.Hi < 0) {
 				t.Errorf("%s: significant = %v with ci %v", where, got.Significant, got.CI)
 			}
@@ -1034,19 +1102,19 @@ func checkSalvage(t *testing.T, exp config.Experiment, metrics map[string]config
 		for _, dim := range exp.Segments {
 			for _, value := range tr.values[dim] {
 				for _, k := range exp.Primary {
-					ctl, ok1 := tr.cells[cell{exp.Control, k, dim, value}]
-					trt, ok2 := tr.cells[cell{v.Key, k, dim, value}]
+					_, ok1 := tr.cells[cell{exp.Control, k, dim, value}]
+					_, ok2 := tr.cells[cell{v.Key, k, dim, value}]
 					if !ok1 || !ok2 {
 						continue
 					}
-					if res, err := stats.Compare(metrics[k].Kind, ctl, trt, opt); err == nil {
+					if res, _, err := tr.compare(metrics[k], exp.Control, v.Key, dim, value, opt); err == nil {
 						segs = append(segs, test{cell{v.Key, k, dim, value}, res})
 					}
 				}
 			}
 		}
 		for _, k := range exp.Secondary {
-			if res, err := stats.Compare(metrics[k].Kind, tr.cells[cell{exp.Control, k, "", ""}], tr.cells[cell{v.Key, k, "", ""}], opt); err == nil {
+			if res, _, err := tr.compare(metrics[k], exp.Control, v.Key, "", "", opt); err == nil {
 				secs = append(secs, test{cell{v.Key, k, "", ""}, res})
 			}
 		}

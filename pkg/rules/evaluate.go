@@ -26,9 +26,11 @@ import (
 // variance estimates are too rough to bind later looks to.
 func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st warehouse.ExperimentStats, now time.Time, running map[string]stats.Running) (readout.Readout, map[string]stats.Running) {
 	cells := make(map[cellKey]stats.Arm, len(st.Cells))
+	pres := make(map[cellKey]stats.Pre, len(st.Cells))
 	values := map[string]map[string]bool{} // dimension → values seen
 	for _, c := range st.Cells {
 		cells[cellKey{c.Variant, c.Metric, c.Dimension, c.Value}] = c.Arm
+		pres[cellKey{c.Variant, c.Metric, c.Dimension, c.Value}] = c.Pre
 		if c.Dimension != "" {
 			if values[c.Dimension] == nil {
 				values[c.Dimension] = map[string]bool{}
@@ -51,7 +53,16 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		if !okC || !okT {
 			return decide.Comparison{}, false
 		}
-		r, err := stats.Compare(m.Kind, ctl, trt, opt)
+		var r stats.Result
+		var cuped *stats.CUPED
+		var err error
+		if m.CUPEDLookback() > 0 {
+			var cu stats.CUPED
+			r, cu, err = stats.CompareCUPED(m.Kind, ctl, trt, pres[cellKey{exp.Control, m.Key, dim, value}], pres[cellKey{variant, m.Key, dim, value}], opt)
+			cuped = &cu
+		} else {
+			r, err = stats.Compare(m.Kind, ctl, trt, opt)
+		}
 		if err == nil && narrow {
 			key := RunningKey(variant, m.Key, dim, value)
 			if prev, ok := running[key]; ok {
@@ -60,7 +71,7 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 				next[key] = stats.RunningOf(r)
 			}
 		}
-		return decide.Comparison{Metric: m, Result: r, Err: err}, true
+		return decide.Comparison{Metric: m, Result: r, Err: err, CUPED: cuped}, true
 	}
 
 	var all, segmented []config.Metric // every metric; primaries and guardrails

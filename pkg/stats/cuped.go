@@ -33,6 +33,9 @@ type CUPED struct {
 	// VarianceReduction is 1 − Var(adjusted effect)/Var(unadjusted
 	// effect), both from the same per-arm sample variances.
 	VarianceReduction float64
+	// Control and Treatment are the arms' unadjusted estimates, as
+	// observed (the Result holds the adjusted ones).
+	Control, Treatment Estimate
 }
 
 // CompareCUPED is Compare with variance reduction by a pre-exposure
@@ -92,7 +95,7 @@ func CompareCUPED(kind Kind, control, treatment Arm, cp, tp Pre, opt Options) (R
 	}
 	before := c.uu/c.n + t.uu/t.n
 	after := r.Control.Var + r.Treatment.Var
-	out := CUPED{Applied: true, Theta: theta}
+	out := CUPED{Applied: true, Theta: theta, Control: raw.Control, Treatment: raw.Treatment}
 	if before > 0 {
 		out.VarianceReduction = 1 - after/before
 	}

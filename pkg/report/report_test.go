@@ -341,3 +341,25 @@ func TestLifecycleLine(t *testing.T) {
 		}
 	}
 }
+
+// TestCUPEDLine: a metric adjusted by CUPED says how much variance it
+// removed, on the page's view and in the email's text.
+func TestCUPEDLine(t *testing.T) {
+	r := fixtures(t)["salvage_dark_mode_android"]
+	r.Arms[0].Metrics[0].CUPED = &readout.CUPED{Lookback: "14d", Applied: true, Theta: 0.4, VarianceReduction: 0.334}
+	const want = "CUPED: 33% less variance (14d before exposure)"
+	if got := NewView(r, ViewOptions{}).Metrics[0].CUPED; got != want {
+		t.Errorf("view: %q, want %q", got, want)
+	}
+	msg, err := RenderEmail(r, EmailOptions{From: "verdict <v@example.com>", To: []string{"pm@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := parse(t, msg); !strings.Contains(p.text, want) || !strings.Contains(p.html, want) {
+		t.Errorf("the email does not say %q", want)
+	}
+	r.Arms[0].Metrics[0].CUPED.Applied = false
+	if got := NewView(r, ViewOptions{}).Metrics[0].CUPED; got != "" {
+		t.Errorf("not applied: %q, want nothing", got)
+	}
+}

@@ -65,6 +65,7 @@ type MetricRow struct {
 	Effect            string // relative effect, or absolute when the control mean is 0
 	Interval          string // the 95% interval of Effect
 	PValue            string
+	CUPED             string // "CUPED: 33% less variance (14d before exposure)", or ""
 	Outcome           readout.Outcome
 	Verdict           string // "better", "worse", "no clear change", with the guardrail's margin
 	Color             string
@@ -163,6 +164,9 @@ func NewView(r readout.Readout, o ViewOptions) View {
 			}
 			if multi {
 				row.Arm = a.Variant
+			}
+			if c := m.CUPED; c != nil && c.Applied {
+				row.CUPED = fmt.Sprintf("CUPED: %.0f%% less variance (%s before exposure)", 100*c.VarianceReduction, c.Lookback)
 			}
 			if m.Direction == "decrease" {
 				row.Better = "lower is better"

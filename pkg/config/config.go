@@ -95,6 +95,12 @@ type Cap struct {
 	Percentile float64 `json:"percentile"`
 }
 
+// Notify lists an experiment's notification targets besides email.
+type Notify struct {
+	Slack    []string `json:"slack,omitempty"`    // Slack incoming-webhook URLs
+	Webhooks []string `json:"webhooks,omitempty"` // URLs that get the readout JSON, signed
+}
+
 // Variant is one arm of an experiment and its share of units.
 type Variant struct {
 	Key    string  `json:"key"`
@@ -114,10 +120,14 @@ type Guardrail struct {
 // file leaves them out, and even weights when no variant has one. Times
 // are kept in UTC.
 type Experiment struct {
-	Key        string      `json:"key"`
-	Name       string      `json:"name,omitempty"`
-	Hypothesis string      `json:"hypothesis,omitempty"`
-	Owners     []string    `json:"owners,omitempty"`
+	Key        string   `json:"key"`
+	Name       string   `json:"name,omitempty"`
+	Hypothesis string   `json:"hypothesis,omitempty"`
+	Owners     []string `json:"owners,omitempty"`
+	// Notify says where decisions go besides the owners' email: Slack
+	// incoming webhooks and generic webhooks. nil: the notifier's defaults
+	// (VERDICT_SLACK_WEBHOOKS, VERDICT_WEBHOOKS).
+	Notify     *Notify     `json:"notify,omitempty"`
 	Variants   []Variant   `json:"variants"`
 	Control    string      `json:"control"`
 	Primary    []string    `json:"primary"`

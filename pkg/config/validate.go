@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -354,6 +355,15 @@ func (v *validator) experiment(e experimentDef) {
 			v.add(at, sub, "owner %q is listed twice: keep one", o)
 		}
 		owners[strings.ToLower(o)] = true
+	}
+	if e.Notify != nil {
+		for name, urls := range map[string][]string{"slack": e.Notify.Slack, "webhooks": e.Notify.Webhooks} {
+			for i, raw := range urls {
+				if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+					v.add(at, fmt.Sprintf(".notify.%s[%d]", name, i), "%q is not an http(s) URL without credentials: write it like https://hooks.example.com/verdict", raw)
+				}
+			}
+		}
 	}
 	v.variants(e)
 	v.roles(e)

@@ -12,6 +12,8 @@ type metrics struct {
 	refused   prometheus.Counter
 	readouts  *prometheus.CounterVec
 	seconds   prometheus.Histogram
+
+	hookSent, hookFailed *prometheus.CounterVec
 }
 
 var outcomes = []string{"emailed", "unchanged", "duplicate", "malformed", "abandoned"}
@@ -44,6 +46,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time of one attempt to send an email.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+	}
+	m.hookSent = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_notifications_sent_total",
+		Help: "Decisions posted to Slack incoming webhooks (target slack) and to webhooks (target webhook).",
+	}, []string{"target"})
+	m.hookFailed = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "verdict_notifications_failed_total",
+		Help: "Failed attempts to post a decision, by target; transient ones are retried.",
+	}, []string{"target"})
+	for _, t := range []string{"slack", "webhook"} {
+		m.hookSent.WithLabelValues(t)
+		m.hookFailed.WithLabelValues(t)
 	}
 	for _, o := range outcomes {
 		m.readouts.WithLabelValues(o)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/mail"
 	"net/url"
 	"regexp"
@@ -57,6 +58,12 @@ type Config struct {
 	// AllowedDomains, when set, are the only recipient domains
 	// (VERDICT_SMTP_ALLOWED_DOMAINS); other owners are refused and counted.
 	AllowedDomains []string
+	// Slack and Webhooks are where the decisions of experiments without
+	// a notify of their own are posted (VERDICT_SLACK_WEBHOOKS,
+	// VERDICT_WEBHOOKS); WebhookSecret signs the webhooks' bodies
+	// (VERDICT_WEBHOOK_SECRET).
+	Slack, Webhooks []string
+	WebhookSecret   string
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -126,6 +133,9 @@ func (c *Config) validate() error {
 	}
 	if c.SMTP.Password != "" && c.SMTP.Username == "" {
 		errs = append(errs, errors.New("VERDICT_SMTP_PASSWORD is set without VERDICT_SMTP_USERNAME: set both, or neither"))
+	}
+	if len(c.Webhooks) > 0 && c.WebhookSecret == "" {
+		errs = append(errs, errors.New("VERDICT_WEBHOOKS is set without VERDICT_WEBHOOK_SECRET: webhooks are signed with it"))
 	}
 	if c.BaseURL != "" {
 		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -205,13 +215,17 @@ func Run(ctx context.Context, cfg Config) error {
 		retryMax: cfg.RetryMax,
 		giveUp:   cfg.GiveUpAfter,
 		allowed:  domains(cfg.AllowedDomains),
-		owners: func(ctx context.Context, experiment string) ([]string, bool, error) {
+		slack:    cfg.Slack,
+		webhooks: cfg.Webhooks,
+		secret:   []byte(cfg.WebhookSecret),
+		http:     &http.Client{Timeout: 30 * time.Second},
+		definition: func(ctx context.Context, experiment string) (config.Experiment, bool, error) {
 			d, err := config.Load(ctx, defs)
 			if err != nil {
-				return nil, false, err
+				return config.Experiment{}, false, err
 			}
 			e, ok := d.Experiment(experiment)
-			return e.Owners, ok, nil
+			return e, ok, nil
 		},
 	}
 	log.Info("notifying", "stream", stream.ReadoutsStream, "consumer", ConsumerName, "bucket", Bucket)
@@ -248,9 +262,14 @@ type Notifier struct {
 	retryMax time.Duration
 	giveUp   time.Duration
 	allowed  map[string]bool // lower-case domains; nil: any
-	// owners are the experiment's owners as stored in verdict_config, and
-	// whether the experiment is defined there.
-	owners func(ctx context.Context, experiment string) ([]string, bool, error)
+	// Default Slack and webhook targets, the webhooks' secret.
+	slack, webhooks []string
+	secret          []byte
+	http            *http.Client
+	// definition is the experiment as stored in verdict_config, and
+	// whether it is defined there: its owners and notify are the only
+	// recipients.
+	definition func(ctx context.Context, experiment string) (config.Experiment, bool, error)
 }
 
 // domains reads VERDICT_SMTP_ALLOWED_DOMAINS into a set; nil when empty.
@@ -370,10 +389,59 @@ func (n *Notifier) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// process does what the readout calls for and reports the outcome; an
-// error only when ctx ended first.
+// channel is one place an experiment's decisions go: its owners' email,
+// or one Slack or webhook target. Each keeps its own record in the bucket,
+// so each gets every decision exactly once, and a target added later starts
+// with the decision in force.
+type channel struct {
+	key     string                         // the record's bucket key
+	id      func(r readout.Readout) string // the intent's identity: a Message-ID, a delivery id
+	deliver func(ctx context.Context, log *slog.Logger, r readout.Readout, last, ev *event) error
+}
+
+// process does what the readout calls for on every channel of its
+// experiment and reports the email's outcome; an error only when ctx ended
+// first. Channels go one after another: a readout is acked when all are done.
 func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Readout) (string, error) {
-	key := kvKey(r.Experiment)
+	chans := []channel{{
+		key:     kvKey(r.Experiment),
+		id:      func(r readout.Readout) string { return report.MessageID(r.Experiment, r.Version, n.envFrom) },
+		deliver: n.deliver,
+	}}
+	var exp config.Experiment
+	var defined bool
+	if err := retryUntil(ctx, n.retryMax, func() error {
+		var err error
+		exp, defined, err = n.definition(ctx, r.Experiment)
+		return err
+	}, func(err error) { log.Warn("read the experiment's definition, will retry", "err", err) }); err != nil {
+		return "", err
+	}
+	if defined {
+		for _, t := range n.hookTargets(exp) {
+			chans = append(chans, channel{
+				key:     kvKey(r.Experiment) + ".hook." + t.id(),
+				id:      func(r readout.Readout) string { return fmt.Sprintf("%s.v%d.%s", r.Experiment, r.Version, t.id()) },
+				deliver: n.deliverHook(t),
+			})
+		}
+	}
+	var outcome string
+	for i, c := range chans {
+		o, err := n.processChannel(ctx, log, r, c)
+		if err != nil {
+			return "", err
+		}
+		if i == 0 {
+			outcome = o
+		}
+	}
+	return outcome, nil
+}
+
+// processChannel does what the readout calls for on one channel.
+func (n *Notifier) processChannel(ctx context.Context, log *slog.Logger, r readout.Readout, c channel) (string, error) {
+	key := c.key
 	for {
 		rec, rev, err := n.load(ctx, key)
 		if err != nil {
@@ -400,8 +468,7 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 				}
 				return "unchanged", nil
 			}
-			ev = &event{Version: r.Version, Status: r.Status, Label: r.Label, Kind: kind,
-				MessageID: report.MessageID(r.Experiment, r.Version, n.envFrom)}
+			ev = &event{Version: r.Version, Status: r.Status, Label: r.Label, Kind: kind, MessageID: c.id(r)}
 			if rec.Notified != nil {
 				ev.Previous = rec.Notified.Version
 			}
@@ -414,7 +481,7 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 		}
 
 		outcome := "emailed"
-		sendErr := n.deliver(ctx, log, r, rec.Notified, ev)
+		sendErr := c.deliver(ctx, log, r, rec.Notified, ev)
 		switch {
 		case sendErr == nil:
 			ev.At = n.now().UTC()
@@ -451,15 +518,16 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 // deliver renders and sends the email for ev, retrying transient failures
 // until it is out, fails permanently, or ctx ends.
 func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, r readout.Readout, last, ev *event) error {
-	var owners []string
+	var exp config.Experiment
 	var defined bool
 	if err := retryUntil(ctx, n.retryMax, func() error {
 		var err error
-		owners, defined, err = n.owners(ctx, r.Experiment)
+		exp, defined, err = n.definition(ctx, r.Experiment)
 		return err
 	}, func(err error) { log.Warn("read the experiment's owners, will retry", "err", err) }); err != nil {
 		return err
 	}
+	owners := exp.Owners
 	if !defined {
 		n.metrics.failed.Inc()
 		n.metrics.abandoned.Inc()

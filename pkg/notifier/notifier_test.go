@@ -183,6 +183,12 @@ func newHarness(t *testing.T) *harness {
 // verdict_config, as verdict apply does: the notifier emails only them.
 func (h *harness) define(experiment string, owners ...string) {
 	h.t.Helper()
+	h.defineNotify(experiment, nil, owners...)
+}
+
+// defineNotify is define with the experiment's notify.
+func (h *harness) defineNotify(experiment string, notify *config.Notify, owners ...string) {
+	h.t.Helper()
 	ctx := context.Background()
 	kv, err := config.EnsureBucket(ctx, h.js, 0)
 	if err != nil {
@@ -195,8 +201,9 @@ func (h *harness) define(experiment string, owners ...string) {
 	if len(defs.Metrics) == 0 {
 		defs.Metrics = []config.Metric{{Key: "conversion", Kind: stats.Proportion, Event: "purchase", Direction: config.Increase}}
 	}
+	defs.Experiments = slices.DeleteFunc(defs.Experiments, func(e config.Experiment) bool { return e.Key == experiment })
 	defs.Experiments = append(defs.Experiments, config.Experiment{
-		Key: experiment, Owners: owners, Variants: []config.Variant{{Key: "control", Weight: 0.5}, {Key: "b", Weight: 0.5}},
+		Key: experiment, Owners: owners, Notify: notify, Variants: []config.Variant{{Key: "control", Weight: 0.5}, {Key: "b", Weight: 0.5}},
 		Control: "control", Primary: []string{"conversion"}, MDE: 0.1, Alpha: 0.05, Power: 0.8, Sequential: true, Tuning: 5000,
 		AttributionWindow: config.Duration(24 * time.Hour), Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	})

@@ -47,6 +47,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}
+	// Webhook URLs carry credentials (Slack's path is one): not flags.
+	var err error
+	if cfg.Slack, err = notifier.ParseURLs("VERDICT_SLACK_WEBHOOKS", getenv("VERDICT_SLACK_WEBHOOKS")); err != nil {
+		return err
+	}
+	if cfg.Webhooks, err = notifier.ParseURLs("VERDICT_WEBHOOKS", getenv("VERDICT_WEBHOOKS")); err != nil {
+		return err
+	}
+	cfg.WebhookSecret = getenv("VERDICT_WEBHOOK_SECRET")
 	cfg.SMTP.StartTLS = notifier.StartTLS(*starttls)
 	cfg.AllowedDomains = strings.Split(*allowed, ",")
 	cfg.OutboxDir = filepath.Join(*dataDir, "outbox")

@@ -8,7 +8,8 @@ import (
 )
 
 // TestSecretsStayOut plants secrets in the NATS URL, the SMTP password, the
-// write keys and the API tokens of verdict up, and looks for them in its
+// write keys, the API tokens, a Slack webhook URL and the webhook secret of
+// verdict up, and looks for them in its
 // log and on every endpoint, with and without the token; the readouts
 // need the token, the probes do not.
 func TestSecretsStayOut(t *testing.T) {
@@ -25,6 +26,9 @@ func TestSecretsStayOut(t *testing.T) {
 		"VERDICT_SMTP_PASSWORD":   planted + "-smtp",
 		"VERDICT_WRITE_KEYS":      planted + "-key",
 		"VERDICT_API_TOKENS":      planted + "-api",
+		"VERDICT_SLACK_WEBHOOKS":  "https://hooks.slack.example/services/" + planted + "-slack",
+		"VERDICT_WEBHOOKS":        "https://hooks.example.com/verdict",
+		"VERDICT_WEBHOOK_SECRET":  planted + "-hmac",
 	}}
 	s.start(t)
 	base := "http://" + s.env["VERDICT_HTTP_ADDR"]

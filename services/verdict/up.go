@@ -56,6 +56,11 @@ type upConfig struct {
 	access         web.Access
 	insecure       bool
 	natsReplicas   int
+
+	slack, webhooks string // VERDICT_SLACK_WEBHOOKS, VERDICT_WEBHOOKS
+	webhookSecret   string // VERDICT_WEBHOOK_SECRET
+	slackURLs       []string
+	webhookURLs     []string
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -89,6 +94,8 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
 	c.apiTokens = getenv("VERDICT_API_TOKENS") // nor these
 	c.access.MetricsToken = getenv("VERDICT_METRICS_TOKEN")
+	c.slack, c.webhooks = getenv("VERDICT_SLACK_WEBHOOKS"), getenv("VERDICT_WEBHOOKS") // URLs with credentials: not flags
+	c.webhookSecret = getenv("VERDICT_WEBHOOK_SECRET")
 	c.insecure = getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"
 	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
 	fs.StringVar(&c.gatewayUnit, "gateway-unit", envOr(getenv, "VERDICT_GATEWAY_UNIT", "user"), "HTTP ingest unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
@@ -144,6 +151,14 @@ func (c *upConfig) validate() error {
 	} else if err := web.CheckExposure(c.httpAddr, c.access, c.insecure); err != nil {
 		errs = append(errs, err)
 	}
+	if c.slackURLs, err = notifier.ParseURLs("VERDICT_SLACK_WEBHOOKS", c.slack); err != nil {
+		errs = append(errs, err)
+	}
+	if c.webhookURLs, err = notifier.ParseURLs("VERDICT_WEBHOOKS", c.webhooks); err != nil {
+		errs = append(errs, err)
+	} else if len(c.webhookURLs) > 0 && c.webhookSecret == "" {
+		errs = append(errs, errors.New("VERDICT_WEBHOOKS is set without VERDICT_WEBHOOK_SECRET: webhooks are signed with it"))
+	}
 	if c.gateway.WriteKeys, err = gateway.ParseWriteKeys(c.writeKeys); err != nil {
 		errs = append(errs, err)
 	}
@@ -167,10 +182,11 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		DataDir:          c.dataDir,
 		Ingest:           ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
 		Rules:            rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
-		Notifier:         notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ",")},
-		Gateway:          c.gateway,
-		Access:           c.access,
-		Logger:           log,
+		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ","),
+			Slack: c.slackURLs, Webhooks: c.webhookURLs, WebhookSecret: c.webhookSecret},
+		Gateway: c.gateway,
+		Access:  c.access,
+		Logger:  log,
 	}
 }
 

@@ -1,0 +1,184 @@
+package notifier
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/readout"
+)
+
+// receiver is a real HTTP server on loopback that keeps what it is sent and
+// answers with the codes it is told, then 200.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	failures []int // answered first, in order
+	got      []delivery
+	attempts int
+}
+
+type delivery struct {
+	header http.Header
+	body   []byte
+}
+
+func newReceiver(t *testing.T, failures ...int) *receiver {
+	r := &receiver{failures: failures}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.attempts++
+		if len(r.failures) > 0 {
+			code := r.failures[0]
+			r.failures = r.failures[1:]
+			http.Error(w, "not now", code)
+			return
+		}
+		r.got = append(r.got, delivery{req.Header.Clone(), body})
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) deliveries() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...)
+}
+
+// TestWebhooks: an experiment's notify sends each decision once to its
+// Slack incoming webhook and once to its webhook, the webhook's body the
+// readout JSON signed with HMAC-SHA256; a receiver answering 500 and 429
+// first gets it after the retries; nothing is sent again after a restart;
+// collecting and unchanged readouts send nothing.
+func TestWebhooks(t *testing.T) {
+	h := newHarness(t)
+	slack := newReceiver(t)
+	hook := newReceiver(t, http.StatusInternalServerError, http.StatusTooManyRequests)
+	h.defineNotify("dark-mode", &config.Notify{Slack: []string{slack.URL + "/services/T0/B0/secret"}, Webhooks: []string{hook.URL + "/verdict"}},
+		"pm@shop.example")
+	const secret = "webhook-secret"
+	cfg := Config{Sender: &recorder{}, WebhookSecret: secret}
+	stop := h.start(cfg)
+	h.publish(h.readout("collecting", 1))
+	h.publish(h.readout("persevere", 2))
+	h.publish(h.readout("persevere", 3)) // unchanged
+	h.waitHandled()
+	stop()
+	// A restart, and the same readouts again, past the duplicate window.
+	stop = h.start(cfg)
+	h.publish(h.readout("persevere", 2), "again-2")
+	h.publish(h.readout("invalid", 4))
+	h.waitHandled()
+	stop()
+
+	hooks := hook.deliveries()
+	if len(hooks) != 2 {
+		t.Fatalf("the webhook got %d deliveries, want 2 (persevere, then invalid)", len(hooks))
+	}
+	for i, want := range []struct {
+		kind    string
+		version int64
+		status  readout.Status
+	}{{"first_label", 2, readout.Decided}, {"invalid", 4, readout.Invalid}} {
+		d := hooks[i]
+		if got := d.header.Get(SignatureHeader); got != Sign([]byte(secret), d.body) {
+			t.Errorf("delivery %d: signature %q does not match the body", i, got)
+		}
+		var r readout.Readout
+		if err := json.Unmarshal(d.body, &r); err != nil || r.Version != want.version || r.Status != want.status || r.Experiment != "dark-mode" {
+			t.Errorf("delivery %d: body is readout %d %s of %q (%v), want version %d, %s", i, r.Version, r.Status, r.Experiment, err, want.version, want.status)
+		}
+		if d.header.Get(EventHeader) != want.kind || d.header.Get(DeliveryHeader) == "" || d.header.Get("Content-Type") != "application/json" {
+			t.Errorf("delivery %d: headers %v, want event %s, a delivery id, JSON", i, d.header, want.kind)
+		}
+	}
+	if hook.attempts != 4 {
+		t.Errorf("the webhook was tried %d times, want 4 (500, 429, then the two deliveries)", hook.attempts)
+	}
+	msgs := slack.deliveries()
+	if len(msgs) != 2 {
+		t.Fatalf("Slack got %d messages, want 2", len(msgs))
+	}
+	for i, want := range []string{"PERSEVERE", "INVALID"} {
+		var m struct{ Text string }
+		if err := json.Unmarshal(msgs[i].body, &m); err != nil || !strings.Contains(m.Text, want) || !strings.Contains(m.Text, "/experiments/dark-mode") {
+			t.Errorf("Slack message %d = %q (%v), want the %s decision with a link", i, m.Text, err, want)
+		}
+	}
+	if v := labelled(t, h, "verdict_notifications_sent_total", "webhook"); v != 1 {
+		t.Errorf("verdict_notifications_sent_total{target=webhook} after the restart = %v, want 1 (the invalid one)", v)
+	}
+}
+
+// TestWebhookPermanent: a receiver answering 404 is given up at once and
+// recorded; the next decision goes out to it again, and email is unaffected.
+func TestWebhookPermanent(t *testing.T) {
+	h := newHarness(t)
+	gone := newReceiver(t, http.StatusNotFound)
+	h.defineNotify("dark-mode", &config.Notify{Webhooks: []string{gone.URL}}, "pm@shop.example")
+	rec := &recorder{}
+	stop := h.start(Config{Sender: rec, WebhookSecret: "s"})
+	h.publish(h.readout("persevere", 1))
+	h.publish(h.readout("invalid", 2))
+	h.waitHandled()
+	stop()
+	if gone.attempts != 2 || len(gone.deliveries()) != 1 {
+		t.Errorf("attempts %d, deliveries %d; want 2 and 1 (the 404 given up, the next decision delivered)", gone.attempts, len(gone.deliveries()))
+	}
+	if n := len(rec.sent()); n != 2 {
+		t.Errorf("%d emails, want 2", n)
+	}
+}
+
+// recorder is a Sender that keeps the emails.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []Email
+}
+
+func (r *recorder) Send(_ context.Context, e Email) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, e)
+	return nil
+}
+
+func (r *recorder) sent() []Email {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Email(nil), r.msgs...)
+}
+
+// labelled is the value of counter name with target label value, as the
+// last start of the notifier registered it.
+func labelled(t *testing.T, h *harness, name, target string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "target" && l.GetValue() == target {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("metric %s{target=%q} not found", name, target)
+	return 0
+}

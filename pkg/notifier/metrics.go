@@ -14,6 +14,7 @@ type metrics struct {
 	seconds   prometheus.Histogram
 
 	hookSent, hookFailed *prometheus.CounterVec
+	digests              prometheus.Counter
 }
 
 var outcomes = []string{"emailed", "unchanged", "duplicate", "malformed", "abandoned"}
@@ -55,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "verdict_notifications_failed_total",
 		Help: "Failed attempts to post a decision, by target; transient ones are retried.",
 	}, []string{"target"})
+	m.digests = f.NewCounter(prometheus.CounterOpts{
+		Name: "verdict_digests_sent_total",
+		Help: "Digests sent: one per owner (and per default Slack target) per VERDICT_DIGEST period.",
+	})
 	for _, t := range []string{"slack", "webhook"} {
 		m.hookSent.WithLabelValues(t)
 		m.hookFailed.WithLabelValues(t)

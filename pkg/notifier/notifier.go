@@ -64,6 +64,11 @@ type Config struct {
 	// (VERDICT_WEBHOOK_SECRET).
 	Slack, Webhooks []string
 	WebhookSecret   string
+	// Digest is the schedule of the digest (VERDICT_DIGEST): a cron
+	// schedule in UTC, "" for Mondays 09:00, "off" for none. DigestCheck
+	// is how often the notifier looks whether one is due; default 1m.
+	Digest      string
+	DigestCheck time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -80,6 +85,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetryMax <= 0 {
 		c.RetryMax = time.Minute
+	}
+	if c.DigestCheck <= 0 {
+		c.DigestCheck = time.Minute
 	}
 	if c.GiveUpAfter <= 0 {
 		c.GiveUpAfter = 15 * time.Minute
@@ -133,6 +141,9 @@ func (c *Config) validate() error {
 	}
 	if c.SMTP.Password != "" && c.SMTP.Username == "" {
 		errs = append(errs, errors.New("VERDICT_SMTP_PASSWORD is set without VERDICT_SMTP_USERNAME: set both, or neither"))
+	}
+	if _, err := ParseDigest(c.Digest); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.Webhooks) > 0 && c.WebhookSecret == "" {
 		errs = append(errs, errors.New("VERDICT_WEBHOOKS is set without VERDICT_WEBHOOK_SECRET: webhooks are signed with it"))
@@ -202,31 +213,42 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	from, _ := mail.ParseAddress(cfg.SMTP.From)
 	n := &Notifier{
-		cons:     cons,
-		kv:       kv,
-		send:     sender,
-		from:     cfg.SMTP.From,
-		envFrom:  from.Address,
-		baseURL:  cfg.BaseURL,
-		metrics:  newMetrics(cfg.Registerer),
-		log:      log,
-		now:      cfg.Now,
-		ackWait:  cfg.AckWait,
-		retryMax: cfg.RetryMax,
-		giveUp:   cfg.GiveUpAfter,
-		allowed:  domains(cfg.AllowedDomains),
-		slack:    cfg.Slack,
-		webhooks: cfg.Webhooks,
-		secret:   []byte(cfg.WebhookSecret),
-		http:     &http.Client{Timeout: 30 * time.Second},
-		definition: func(ctx context.Context, experiment string) (config.Experiment, bool, error) {
-			d, err := config.Load(ctx, defs)
-			if err != nil {
-				return config.Experiment{}, false, err
-			}
-			e, ok := d.Experiment(experiment)
-			return e, ok, nil
-		},
+		cons:        cons,
+		kv:          kv,
+		send:        sender,
+		from:        cfg.SMTP.From,
+		envFrom:     from.Address,
+		baseURL:     cfg.BaseURL,
+		metrics:     newMetrics(cfg.Registerer),
+		log:         log,
+		now:         cfg.Now,
+		ackWait:     cfg.AckWait,
+		retryMax:    cfg.RetryMax,
+		giveUp:      cfg.GiveUpAfter,
+		allowed:     domains(cfg.AllowedDomains),
+		slack:       cfg.Slack,
+		webhooks:    cfg.Webhooks,
+		secret:      []byte(cfg.WebhookSecret),
+		http:        &http.Client{Timeout: 30 * time.Second},
+		definitions: func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, defs) },
+	}
+	n.definition = func(ctx context.Context, experiment string) (config.Experiment, bool, error) {
+		d, err := n.definitions(ctx)
+		if err != nil {
+			return config.Experiment{}, false, err
+		}
+		e, ok := d.Experiment(experiment)
+		return e, ok, nil
+	}
+	if schedule, _ := ParseDigest(cfg.Digest); schedule != nil {
+		readouts, err := js.Stream(ctx, stream.ReadoutsStream)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", stream.ReadoutsStream, err)
+		}
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); n.digestLoop(ctx, schedule, cfg.DigestCheck, readouts) }()
+		log.Info("digests", "schedule", orDefault(cfg.Digest, DefaultDigest))
 	}
 	log.Info("notifying", "stream", stream.ReadoutsStream, "consumer", ConsumerName, "bucket", Bucket)
 	return n.run(ctx)
@@ -270,6 +292,8 @@ type Notifier struct {
 	// whether it is defined there: its owners and notify are the only
 	// recipients.
 	definition func(ctx context.Context, experiment string) (config.Experiment, bool, error)
+	// definitions are every stored definition (for digests).
+	definitions func(ctx context.Context) (config.Definitions, error)
 }
 
 // domains reads VERDICT_SMTP_ALLOWED_DOMAINS into a set; nil when empty.

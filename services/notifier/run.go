@@ -32,6 +32,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	cfg.SMTP.Password = getenv("VERDICT_SMTP_PASSWORD") // not a flag: it would show in ps
 	allowed := fs.String("smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
 	starttls := fs.String("smtp-starttls", env("VERDICT_SMTP_STARTTLS", "opportunistic"), "opportunistic, mandatory or none (VERDICT_SMTP_STARTTLS)")
+	fs.StringVar(&cfg.Digest, "digest", getenv("VERDICT_DIGEST"), "digest schedule, cron in UTC (default \"0 9 * * 1\": Mondays 09:00), or off (VERDICT_DIGEST)")
 	dataDir := fs.String("data-dir", env("VERDICT_DATA_DIR", "./var"), "the outbox is <data-dir>/outbox (VERDICT_DATA_DIR)")
 	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8082"), "/metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	fs.StringVar(&cfg.BaseURL, "base-url", env("VERDICT_BASE_URL", "http://127.0.0.1:8080"), "where the readout pages are served, for links in emails (VERDICT_BASE_URL)")

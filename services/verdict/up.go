@@ -59,6 +59,7 @@ type upConfig struct {
 
 	slack, webhooks string // VERDICT_SLACK_WEBHOOKS, VERDICT_WEBHOOKS
 	webhookSecret   string // VERDICT_WEBHOOK_SECRET
+	digest          string // VERDICT_DIGEST
 	slackURLs       []string
 	webhookURLs     []string
 }
@@ -98,6 +99,7 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	c.webhookSecret = getenv("VERDICT_WEBHOOK_SECRET")
 	c.insecure = getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"
 	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
+	fs.StringVar(&c.digest, "digest", getenv("VERDICT_DIGEST"), "digest schedule, cron in UTC (default \"0 9 * * 1\": Mondays 09:00), or off (VERDICT_DIGEST)")
 	fs.StringVar(&c.gatewayUnit, "gateway-unit", envOr(getenv, "VERDICT_GATEWAY_UNIT", "user"), "HTTP ingest unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
 	fs.StringVar(&c.baseURL, "base-url", getenv("VERDICT_BASE_URL"), "where people open readout pages, for links in emails (VERDICT_BASE_URL; default http://<http-addr>)")
 	fs.StringVar(&c.batchWait, "ingest-batch-wait", envOr(getenv, "VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
@@ -159,6 +161,9 @@ func (c *upConfig) validate() error {
 	} else if len(c.webhookURLs) > 0 && c.webhookSecret == "" {
 		errs = append(errs, errors.New("VERDICT_WEBHOOKS is set without VERDICT_WEBHOOK_SECRET: webhooks are signed with it"))
 	}
+	if _, err := notifier.ParseDigest(c.digest); err != nil {
+		errs = append(errs, err)
+	}
 	if c.gateway.WriteKeys, err = gateway.ParseWriteKeys(c.writeKeys); err != nil {
 		errs = append(errs, err)
 	}
@@ -183,7 +188,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		Ingest:           ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
 		Rules:            rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
 		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ","),
-			Slack: c.slackURLs, Webhooks: c.webhookURLs, WebhookSecret: c.webhookSecret},
+			Slack: c.slackURLs, Webhooks: c.webhookURLs, WebhookSecret: c.webhookSecret, Digest: c.digest},
 		Gateway: c.gateway,
 		Access:  c.access,
 		Logger:  log,

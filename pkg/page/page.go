@@ -117,11 +117,30 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "list experiments", err)
 		return
 	}
+	f, err := parseFilter(r.URL.Query())
+	if err != nil {
+		http.Error(w, "bad filter: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var shown []readout.Readout
+	for _, ro := range list {
+		if f.keep(ro) {
+			shown = append(shown, ro)
+		}
+	}
 	data := struct {
 		head
-		Rows []indexRow
-	}{head: head{Title: "Experiments", RefreshSeconds: h.opts.RefreshSeconds}}
-	for _, ro := range list {
+		Rows      []indexRow
+		Filter    filter
+		Filtered  bool
+		Labels    []string
+		Owners    []string
+		Record    record
+		Learnings []learning
+		Total     int
+	}{head: head{Title: "Experiments", RefreshSeconds: h.opts.RefreshSeconds}, Filter: f, Filtered: f != (filter{}),
+		Labels: labels, Owners: ownersOf(list), Record: recordOf(shown), Learnings: learningsOf(shown), Total: len(list)}
+	for _, ro := range shown {
 		v := report.NewView(ro, report.ViewOptions{})
 		data.Rows = append(data.Rows, indexRow{View: v, URL: "/experiments/" + url.PathEscape(ro.Experiment)})
 		data.Refresh = data.Refresh || v.Refresh

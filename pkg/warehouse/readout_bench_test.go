@@ -145,8 +145,20 @@ func BenchmarkReadout(b *testing.B) {
 	b.Run("readout", readout(benchMetrics))
 	b.Run("baseline-nocap", baseline(noCap, false))
 	b.Run("nocap", readout(noCap))
+	// CUPED (on by default) reads the 14 days before the experiment's
+	// start too and sums every metric over each unit's events before its
+	// exposure; nocuped is the readout without it.
+	off := false
+	noCUPED := append([]config.Metric(nil), benchMetrics...)
+	for i := range noCUPED {
+		noCUPED[i].CUPED = &config.CUPED{Enabled: &off}
+	}
+	b.Run("nocuped", readout(noCUPED))
 	scan := perOp[b.Name()+"/scan"]
-	for _, name := range []string{"baseline", "readout", "baseline-nocap", "nocap"} {
+	if d, base := perOp[b.Name()+"/readout"], perOp[b.Name()+"/nocuped"]; d > 0 && base > 0 {
+		b.Logf("CUPED costs %.2f× the readout without it", float64(d)/float64(base))
+	}
+	for _, name := range []string{"baseline", "readout", "baseline-nocap", "nocap", "nocuped"} {
 		if d := perOp[b.Name()+"/"+name]; scan > 0 && d > 0 {
 			b.Logf("%s: %v per readout, %.0f× the bare scan (%v)", name, d, float64(d)/float64(scan), scan)
 		}

@@ -432,13 +432,8 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 		id:      func(r readout.Readout) string { return report.MessageID(r.Experiment, r.Version, n.envFrom) },
 		deliver: n.deliver,
 	}}
-	var exp config.Experiment
-	var defined bool
-	if err := retryUntil(ctx, n.retryMax, func() error {
-		var err error
-		exp, defined, err = n.definition(ctx, r.Experiment)
-		return err
-	}, func(err error) { log.Warn("read the experiment's definition, will retry", "err", err) }); err != nil {
+	exp, defined, err := n.lookup(ctx, log, r.Experiment)
+	if err != nil {
 		return "", err
 	}
 	if defined {
@@ -539,16 +534,24 @@ func (n *Notifier) processChannel(ctx context.Context, log *slog.Logger, r reado
 	}
 }
 
+// lookup reads the experiment's stored definition, retrying through NATS
+// trouble until ctx ends.
+func (n *Notifier) lookup(ctx context.Context, log *slog.Logger, experiment string) (config.Experiment, bool, error) {
+	var exp config.Experiment
+	var defined bool
+	err := retryUntil(ctx, n.retryMax, func() error {
+		var err error
+		exp, defined, err = n.definition(ctx, experiment)
+		return err
+	}, func(err error) { log.Warn("read the experiment's definition, will retry", "err", err) })
+	return exp, defined, err
+}
+
 // deliver renders and sends the email for ev, retrying transient failures
 // until it is out, fails permanently, or ctx ends.
 func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, r readout.Readout, last, ev *event) error {
-	var exp config.Experiment
-	var defined bool
-	if err := retryUntil(ctx, n.retryMax, func() error {
-		var err error
-		exp, defined, err = n.definition(ctx, r.Experiment)
-		return err
-	}, func(err error) { log.Warn("read the experiment's owners, will retry", "err", err) }); err != nil {
+	exp, defined, err := n.lookup(ctx, log, r.Experiment)
+	if err != nil {
 		return err
 	}
 	owners := exp.Owners

@@ -7,9 +7,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"mime/multipart"
-	"mime/quotedprintable"
 	"net/mail"
-	"net/textproto"
 	"net/url"
 	"strings"
 	"text/template"
@@ -163,23 +161,7 @@ func RenderDigest(d Digest, o EmailOptions) ([]byte, error) {
 	if err := alt.SetBoundary(boundary); err != nil {
 		return nil, err
 	}
-	for _, p := range []struct {
-		ctype string
-		body  []byte
-	}{{"text/plain; charset=utf-8", text.Bytes()}, {"text/html; charset=utf-8", html.Bytes()}} {
-		w, err := alt.CreatePart(textproto.MIMEHeader{"Content-Type": {p.ctype}, "Content-Transfer-Encoding": {"quoted-printable"}})
-		if err != nil {
-			return nil, err
-		}
-		qp := quotedprintable.NewWriter(w)
-		if _, err := qp.Write(p.body); err != nil {
-			return nil, err
-		}
-		if err := qp.Close(); err != nil {
-			return nil, err
-		}
-	}
-	if err := alt.Close(); err != nil {
+	if err := writeAlternative(alt, text.Bytes(), html.Bytes()); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil

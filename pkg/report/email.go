@@ -153,26 +153,7 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 	if err := alt.SetBoundary(altB); err != nil {
 		return nil, err
 	}
-	for _, p := range []struct {
-		ctype string
-		body  []byte
-	}{{"text/plain; charset=utf-8", text.Bytes()}, {"text/html; charset=utf-8", html.Bytes()}} {
-		w, err := alt.CreatePart(textproto.MIMEHeader{
-			"Content-Type":              {p.ctype},
-			"Content-Transfer-Encoding": {"quoted-printable"},
-		})
-		if err != nil {
-			return nil, err
-		}
-		qp := quotedprintable.NewWriter(w)
-		if _, err := qp.Write(p.body); err != nil {
-			return nil, err
-		}
-		if err := qp.Close(); err != nil {
-			return nil, err
-		}
-	}
-	if err := alt.Close(); err != nil {
+	if err := writeAlternative(alt, text.Bytes(), html.Bytes()); err != nil {
 		return nil, err
 	}
 	img, err := related.CreatePart(textproto.MIMEHeader{
@@ -191,6 +172,31 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// writeAlternative writes the text and HTML parts of a
+// multipart/alternative, quoted-printable, and closes it.
+func writeAlternative(alt *multipart.Writer, text, html []byte) error {
+	for _, p := range []struct {
+		ctype string
+		body  []byte
+	}{{"text/plain; charset=utf-8", text}, {"text/html; charset=utf-8", html}} {
+		w, err := alt.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {p.ctype},
+			"Content-Transfer-Encoding": {"quoted-printable"},
+		})
+		if err != nil {
+			return err
+		}
+		qp := quotedprintable.NewWriter(w)
+		if _, err := qp.Write(p.body); err != nil {
+			return err
+		}
+		if err := qp.Close(); err != nil {
+			return err
+		}
+	}
+	return alt.Close()
 }
 
 // base64Lines is b in base64, in lines of 76 characters (RFC 2045).

@@ -69,23 +69,7 @@ func TestCluster(t *testing.T) {
 		}
 	}
 
-	checkout := config.Experiment{
-		Key:               "checkout",
-		Variants:          []config.Variant{{Key: "control", Weight: 0.5}, {Key: "one-page", Weight: 0.5}},
-		Control:           "control",
-		Segments:          []string{"platform", "country"},
-		AttributionWindow: config.Duration(2 * day),
-		Start:             t0,
-		End:               timePtr(t0.Add(10 * day)),
-	}
-	search := config.Experiment{
-		Key:               "search.v2",
-		Variants:          []config.Variant{{Key: "a"}, {Key: "b"}, {Key: "c"}},
-		Control:           "a",
-		Segments:          []string{"plan"},
-		AttributionWindow: config.Duration(36 * time.Hour),
-		Start:             t0.Add(day),
-	}
+	checkout, search := worldExperiments()
 	for _, tt := range []struct {
 		exp  config.Experiment
 		asOf time.Time

@@ -656,20 +656,29 @@ func (w *Warehouse) caps(ctx context.Context, q *readoutQuery) (map[string]any, 
 	if q.caps == "" {
 		return caps, nil
 	}
+	var values []float64
+	var err error
 	if w.shards != nil {
-		values, err := w.shardCaps(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for i, m := range q.capped {
-			v := values[i]
-			if math.IsNaN(v) {
-				v = math.Inf(1)
-			}
-			caps[fmt.Sprintf("cap_%d", m+1)] = v
-		}
-		return caps, nil
+		values, err = w.shardCaps(ctx, q)
+	} else {
+		values, err = w.singleCaps(ctx, q)
 	}
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range q.capped {
+		v := values[i]
+		if math.IsNaN(v) {
+			v = math.Inf(1)
+		}
+		caps[fmt.Sprintf("cap_%d", m+1)] = v
+	}
+	return caps, nil
+}
+
+// singleCaps runs the caps query on a single server: one quantile per
+// capped metric, NaN when it has no non-zero value.
+func (w *Warehouse) singleCaps(ctx context.Context, q *readoutQuery) ([]float64, error) {
 	rows, err := w.conn.Query(ctx, q.caps, named(q.capsParams)...)
 	if err != nil {
 		return nil, err
@@ -689,14 +698,7 @@ func (w *Warehouse) caps(ctx context.Context, q *readoutQuery) (map[string]any, 
 	if err := rows.Scan(dest...); err != nil {
 		return nil, err
 	}
-	for i, m := range q.capped {
-		v := values[i]
-		if math.IsNaN(v) {
-			v = math.Inf(1)
-		}
-		caps[fmt.Sprintf("cap_%d", m+1)] = v
-	}
-	return caps, rows.Err()
+	return values, rows.Err()
 }
 
 // statRow is one row of the statistics query: one variant in one segment

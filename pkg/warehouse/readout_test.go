@@ -409,6 +409,29 @@ func sortCells(cells []warehouse.Cell) {
 	})
 }
 
+// worldExperiments are readoutWorld's two experiments: checkout (two arms,
+// two segment dimensions, an end) and search.v2 (three arms, no end).
+func worldExperiments() (checkout, search config.Experiment) {
+	checkout = config.Experiment{
+		Key:               "checkout",
+		Variants:          []config.Variant{{Key: "control", Weight: 0.5}, {Key: "one-page", Weight: 0.5}},
+		Control:           "control",
+		Segments:          []string{"platform", "country"},
+		AttributionWindow: config.Duration(2 * day),
+		Start:             t0,
+		End:               timePtr(t0.Add(10 * day)),
+	}
+	search = config.Experiment{
+		Key:               "search.v2",
+		Variants:          []config.Variant{{Key: "a"}, {Key: "b"}, {Key: "c"}},
+		Control:           "a",
+		Segments:          []string{"plan"},
+		AttributionWindow: config.Duration(36 * time.Hour),
+		Start:             t0.Add(day),
+	}
+	return checkout, search
+}
+
 func TestExperimentStats(t *testing.T) {
 	w, _ := warehousetest.Start(t)
 	ctx := context.Background()
@@ -418,23 +441,7 @@ func TestExperimentStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkout := config.Experiment{
-		Key:               "checkout",
-		Variants:          []config.Variant{{Key: "control", Weight: 0.5}, {Key: "one-page", Weight: 0.5}},
-		Control:           "control",
-		Segments:          []string{"platform", "country"},
-		AttributionWindow: config.Duration(2 * day),
-		Start:             t0,
-		End:               timePtr(t0.Add(10 * day)),
-	}
-	search := config.Experiment{
-		Key:               "search.v2",
-		Variants:          []config.Variant{{Key: "a"}, {Key: "b"}, {Key: "c"}},
-		Control:           "a",
-		Segments:          []string{"plan"},
-		AttributionWindow: config.Duration(36 * time.Hour),
-		Start:             t0.Add(day),
-	}
+	checkout, search := worldExperiments()
 	noSegments := checkout
 	noSegments.Segments = nil
 	tests := []struct {

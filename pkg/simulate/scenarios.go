@@ -50,6 +50,12 @@ func Demo() []Scenario {
 			Experiment: "button-color", Segments: platforms, Behaviours: shop,
 			Variants: half("green", nil, nil),
 		},
+		{ // Returning customers with a history: +20% purchases, found
+			// sooner because CUPED removes what each customer's last two
+			// weeks already predicted.
+			Experiment: "loyalty-banner", Segments: platforms, Behaviours: shop, History: 0.8,
+			Variants: half("banner", map[string]float64{"purchase": 1.2}, nil),
+		},
 		{ // A broken split: 60/40 where 50/50 was configured.
 			Experiment: "search-ranking", Segments: platforms, Behaviours: shop,
 			Variants: []Variant{{Key: "control", Weight: 0.6}, {Key: "ml-ranker", Weight: 0.4}},

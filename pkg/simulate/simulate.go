@@ -21,6 +21,12 @@ type Scenario struct {
 	// Segments are the attributes every unit carries, with the share of
 	// units for each value, e.g. platform: {ios: .4, android: .4, web: .2}.
 	Segments map[string][]Share
+	// History, above 0, gives each unit a propensity, log-normal with this
+	// spread and mean 1, that scales its behaviours' rates and values, and
+	// the same behaviours (untreated) in the MaxDelay before its exposure:
+	// the pre-exposure activity CUPED uses (kept that recent so that the
+	// demo's event lag still shows the pipeline's).
+	History float64
 }
 
 // Variant is one arm and the truth of its effect.
@@ -78,27 +84,43 @@ func (g *Generator) Unit(dst []event.Event, s *Scenario, ts time.Time) []event.E
 		AttrKeys: keys, AttrValues: values,
 		Experiment: s.Experiment, Variant: v.Key,
 	})
-	for _, b := range s.Behaviours {
-		lift := v.lift(b.Event, keys, values)
-		if g.rng.Float64() >= math.Min(1, b.Rate*lift) {
-			continue
-		}
-		n := 1 + g.poisson(math.Max(0, b.Count-1))
-		for range n {
-			val := 1.0
-			if b.Value > 0 {
-				// Log-normal with mean b.Value*lift.
-				mu := math.Log(b.Value*lift) - b.Sigma*b.Sigma/2
-				val = math.Round(math.Exp(mu+b.Sigma*g.rng.NormFloat64())*100) / 100
-			}
-			// Within MaxDelay of the exposure, about a minute on average.
-			at := ts.Add(min(MaxDelay, time.Duration(g.rng.ExpFloat64()*float64(time.Minute))))
-			dst = append(dst, event.Event{
-				Type: event.Track, ID: g.id(), TS: at, Unit: unit,
-				AttrKeys: keys, AttrValues: values,
-				Name: b.Event, Value: val,
+	propensity := 1.0
+	if s.History > 0 {
+		propensity = math.Exp(s.History*g.rng.NormFloat64() - s.History*s.History/2)
+		for _, b := range s.Behaviours {
+			dst = g.behave(dst, b, propensity, unit, keys, values, func() time.Time {
+				return ts.Add(-time.Second - time.Duration(g.rng.Int64N(int64(MaxDelay))))
 			})
 		}
+	}
+	for _, b := range s.Behaviours {
+		dst = g.behave(dst, b, v.lift(b.Event, keys, values)*propensity, unit, keys, values, func() time.Time {
+			// Within MaxDelay of the exposure, about a minute on average.
+			return ts.Add(min(MaxDelay, time.Duration(g.rng.ExpFloat64()*float64(time.Minute))))
+		})
+	}
+	return dst
+}
+
+// behave appends the events of one behaviour of a unit, its rate and mean
+// value scaled by lift, at times from at.
+func (g *Generator) behave(dst []event.Event, b Behaviour, lift float64, unit string, keys, values []string, at func() time.Time) []event.Event {
+	if g.rng.Float64() >= math.Min(1, b.Rate*lift) {
+		return dst
+	}
+	n := 1 + g.poisson(math.Max(0, b.Count-1))
+	for range n {
+		val := 1.0
+		if b.Value > 0 {
+			// Log-normal with mean b.Value*lift.
+			mu := math.Log(b.Value*lift) - b.Sigma*b.Sigma/2
+			val = math.Round(math.Exp(mu+b.Sigma*g.rng.NormFloat64())*100) / 100
+		}
+		dst = append(dst, event.Event{
+			Type: event.Track, ID: g.id(), TS: at(), Unit: unit,
+			AttrKeys: keys, AttrValues: values,
+			Name: b.Event, Value: val,
+		})
 	}
 	return dst
 }

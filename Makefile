@@ -61,6 +61,8 @@ tidy:
 # (Debian's python3-scipy and python3-statsmodels).
 oracle:
 	/usr/bin/python3 scripts/oracle/stats_oracle.py
+	/usr/bin/python3 scripts/oracle/cuped_oracle.py
+	/usr/bin/python3 scripts/oracle/cuped_events_oracle.py
 
 clean:
 	rm -rf $(BIN)

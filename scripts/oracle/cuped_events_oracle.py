@@ -30,6 +30,7 @@ by the delta method first, as in cuped_oracle.py.
 
 import datetime as dt
 import gzip
+import io
 import json
 import math
 import os
@@ -214,7 +215,8 @@ def main():
             "attribution_window": "7d", "start": iso(-4 * DAY),
         }],
     }
-    with gzip.open(os.path.join(out, "events.ndjson.gz"), "wt") as f:
+    # mtime 0: the same events give the same file.
+    with gzip.GzipFile(os.path.join(out, "events.ndjson.gz"), "wb", mtime=0) as z, io.TextIOWrapper(z, encoding="utf-8") as f:
         for e in events:
             f.write(json.dumps(e, separators=(",", ":")) + "\n")
     doc = {

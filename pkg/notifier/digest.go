@@ -84,11 +84,12 @@ func (n *Notifier) digestLoop(ctx context.Context, s cron.Schedule, every time.D
 // latest firing, to every owner and default Slack target not yet sent it.
 // Each is claimed in the bucket first (key digest.<end>.<owner hash>), so
 // that, however many notifiers run and restart, each goes out once.
-func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule, readouts jetstream.Stream) error {
+func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule, readouts jetstream.Stream) (err error) {
 	now := n.now().UTC()
+	others := false // a digest another notifier claimed: look again later
 	end := lastFire(s, now)
-	if end.IsZero() {
-		return nil
+	if end.IsZero() || end.Equal(n.digested) {
+		return nil // none yet, or this period's are all out
 	}
 	// No digest for a period that ended before the first notifier of
 	// this deployment started: a new stack does not mail last week.
@@ -157,10 +158,17 @@ func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule, readouts jet
 				return fmt.Errorf("%w: %w", ErrPermanent, err)
 			}
 			return n.send.Send(ctx, Email{From: n.envFrom, To: []string{o}, MessageID: report.DigestMessageID(o, end, n.envFrom), Data: data})
-		}); err != nil {
+		}); errors.Is(err, errOthers) {
+			others = true
+		} else if err != nil {
 			return err
 		}
 	}
+	defer func() {
+		if err == nil && !others {
+			n.digested = end
+		}
+	}()
 	if len(team.Decided)+len(team.Running) == 0 {
 		return nil
 	}
@@ -170,7 +178,9 @@ func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule, readouts jet
 		id := "digest." + end.Format("20060102T1504") + "." + t.id()
 		if err := n.sendDigest(ctx, id, id, func(ctx context.Context) error {
 			return post(ctx, n.http, u, body, map[string][]string{"Content-Type": {"application/json"}, "User-Agent": {"verdict"}, DeliveryHeader: {id}})
-		}); err != nil {
+		}); errors.Is(err, errOthers) {
+			others = true
+		} else if err != nil {
 			return err
 		}
 	}
@@ -196,11 +206,16 @@ func (n *Notifier) digestEpoch(ctx context.Context, now time.Time) (time.Time, e
 	return t, nil
 }
 
-// ownerDigests returns the digests of owners (allowed ones), creating them.
+// ownerDigests returns the digests of owners, creating them. Owners
+// outside VERDICT_SMTP_ALLOWED_DOMAINS get none; they are not counted again
+// here, at every look for a due digest (their readout emails count them).
 func (n *Notifier) ownerDigests(digests map[string]*report.Digest, owners []string, start, end time.Time) []*report.Digest {
 	var out []*report.Digest
 	to, _ := report.Recipients(owners)
-	for _, o := range n.allowedOnly(n.log, to) {
+	for _, o := range to {
+		if _, domain, _ := strings.Cut(o, "@"); n.allowed != nil && !n.allowed[strings.ToLower(domain)] {
+			continue
+		}
 		o = strings.ToLower(o)
 		d, ok := digests[o]
 		if !ok {
@@ -226,12 +241,12 @@ func (n *Notifier) sendDigest(ctx context.Context, key, id string, send func(ctx
 		return nil
 	}
 	if p := rec.Pending; p != nil && n.now().Sub(p.At) < n.giveUp+time.Minute {
-		return nil // another notifier is on it
+		return errOthers // another notifier is on it
 	}
 	ev := &event{Kind: "digest", MessageID: id, At: n.now().UTC()}
 	rec.Pending = ev
 	if rev, err = n.putRev(ctx, key, rec, rev); errors.Is(err, errConflict) {
-		return nil // claimed by another notifier meanwhile
+		return errOthers // claimed by another notifier meanwhile
 	} else if err != nil {
 		return err
 	}
@@ -262,6 +277,10 @@ func (n *Notifier) sendDigest(ctx context.Context, key, id string, send func(ctx
 	rec.Pending, rec.Notified = nil, ev
 	return n.put(ctx, key, rec, rev)
 }
+
+// errOthers says a digest is another notifier's to send: this one looks
+// again later, in case that one dies.
+var errOthers = errors.New("digest claimed by another notifier")
 
 // hash is a short, stable name for an address in bucket keys.
 func hash(s string) string {

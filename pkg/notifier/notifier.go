@@ -294,6 +294,9 @@ type Notifier struct {
 	definition func(ctx context.Context, experiment string) (config.Experiment, bool, error)
 	// definitions are every stored definition (for digests).
 	definitions func(ctx context.Context) (config.Definitions, error)
+	// digested is the end of the last period whose digests all went out
+	// (or were found sent), so later looks skip it; the digest loop's own.
+	digested time.Time
 }
 
 // domains reads VERDICT_SMTP_ALLOWED_DOMAINS into a set; nil when empty.

@@ -116,8 +116,9 @@ func (g *Generator) behave(dst []event.Event, b Behaviour, lift float64, unit st
 			mu := math.Log(b.Value*lift) - b.Sigma*b.Sigma/2
 			val = math.Round(math.Exp(mu+b.Sigma*g.rng.NormFloat64())*100) / 100
 		}
+		when := at() // before the id: the order of draws keeps seeds' traffic as it was
 		dst = append(dst, event.Event{
-			Type: event.Track, ID: g.id(), TS: at(), Unit: unit,
+			Type: event.Track, ID: g.id(), TS: when, Unit: unit,
 			AttrKeys: keys, AttrValues: values,
 			Name: b.Event, Value: val,
 		})

@@ -29,16 +29,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
-	if n, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+	var err error
+	if cfg.NATSReplicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
 		return err
-	} else {
-		cfg.NATSReplicas = n
 	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}
 	var errs []error
-	var err error
 	// The keys are not a flag: they would show in ps.
 	if cfg.WriteKeys, err = gateway.ParseWriteKeys(getenv("VERDICT_WRITE_KEYS")); err != nil {
 		errs = append(errs, err)

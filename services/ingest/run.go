@@ -39,16 +39,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.Limits == (stream.Limits{}) {
 		cfg.Limits = stream.DefaultLimits
 	}
-	if n, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+	var err error
+	if cfg.Limits.Replicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
 		return err
-	} else {
-		cfg.Limits.Replicas = n
 	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}
 	var errs []error
-	var err error
 	if cfg.BatchSize, err = strconv.Atoi(*batch); err != nil || cfg.BatchSize < 1 {
 		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH %q: want a positive whole number", *batch))
 	}

@@ -40,16 +40,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
-	if n, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+	var err error
+	if cfg.NATSReplicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
 		return err
-	} else {
-		cfg.NATSReplicas = n
 	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}
 	// Webhook URLs carry credentials (Slack's path is one): not flags.
-	var err error
 	if cfg.Slack, err = notifier.ParseURLs("VERDICT_SLACK_WEBHOOKS", getenv("VERDICT_SLACK_WEBHOOKS")); err != nil {
 		return err
 	}

@@ -35,17 +35,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
-	if n, err := stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+	var err error
+	if cfg.NATSReplicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
 		return err
-	} else {
-		cfg.NATSReplicas = n
 	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}
 	// Secrets are not flags: they would show in ps.
 	var access web.Access
-	var err error
 	if access.APITokens, err = web.ParseTokens("VERDICT_API_TOKENS", getenv("VERDICT_API_TOKENS")); err != nil {
 		return err
 	}

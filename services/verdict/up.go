@@ -124,15 +124,13 @@ func (c *upConfig) validate() error {
 			errs = append(errs, fmt.Errorf("VERDICT_NATS_SERVER_CONFIG: %w", err))
 		}
 	}
-	if n, err := stream.ParseReplicas(c.natsRepl); err != nil {
-		errs = append(errs, err)
-	} else {
-		c.natsReplicas = n
-	}
 	if c.dataDir == "" {
 		errs = append(errs, errors.New("VERDICT_DATA_DIR is empty: set a directory for the NATS store and ClickHouse data"))
 	}
 	var err error
+	if c.natsReplicas, err = stream.ParseReplicas(c.natsRepl); err != nil {
+		errs = append(errs, err)
+	}
 	if c.batchN, err = strconv.Atoi(c.batch); err != nil || c.batchN < 1 || c.batchN > 1_000_000 {
 		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH %q: want a whole number from 1 to 1000000", c.batch))
 	}

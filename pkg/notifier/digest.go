@@ -287,10 +287,3 @@ func hash(s string) string {
 	h := sha256.Sum256([]byte(strings.ToLower(s)))
 	return hex.EncodeToString(h[:6])
 }
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}

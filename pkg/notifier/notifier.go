@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -248,7 +249,7 @@ func Run(ctx context.Context, cfg Config) error {
 		done := make(chan struct{})
 		defer func() { <-done }()
 		go func() { defer close(done); n.digestLoop(ctx, schedule, cfg.DigestCheck, readouts) }()
-		log.Info("digests", "schedule", orDefault(cfg.Digest, DefaultDigest))
+		log.Info("digests", "schedule", cmp.Or(cfg.Digest, DefaultDigest))
 	}
 	log.Info("notifying", "stream", stream.ReadoutsStream, "consumer", ConsumerName, "bucket", Bucket)
 	return n.run(ctx)
@@ -430,15 +431,17 @@ type channel struct {
 // experiment and reports the email's outcome; an error only when ctx ended
 // first. Channels go one after another: a readout is acked when all are done.
 func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Readout) (string, error) {
-	chans := []channel{{
-		key:     kvKey(r.Experiment),
-		id:      func(r readout.Readout) string { return report.MessageID(r.Experiment, r.Version, n.envFrom) },
-		deliver: n.deliver,
-	}}
 	exp, defined, err := n.lookup(ctx, log, r.Experiment)
 	if err != nil {
 		return "", err
 	}
+	chans := []channel{{
+		key: kvKey(r.Experiment),
+		id:  func(r readout.Readout) string { return report.MessageID(r.Experiment, r.Version, n.envFrom) },
+		deliver: func(ctx context.Context, log *slog.Logger, r readout.Readout, last, ev *event) error {
+			return n.deliver(ctx, log, exp, defined, r, last, ev)
+		},
+	}}
 	if defined {
 		for _, t := range n.hookTargets(exp) {
 			chans = append(chans, channel{
@@ -550,13 +553,10 @@ func (n *Notifier) lookup(ctx context.Context, log *slog.Logger, experiment stri
 	return exp, defined, err
 }
 
-// deliver renders and sends the email for ev, retrying transient failures
-// until it is out, fails permanently, or ctx ends.
-func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, r readout.Readout, last, ev *event) error {
-	exp, defined, err := n.lookup(ctx, log, r.Experiment)
-	if err != nil {
-		return err
-	}
+// deliver renders and sends the email for ev to the owners of exp, the
+// experiment's stored definition (defined false: there is none), retrying
+// transient failures until it is out, fails permanently, or ctx ends.
+func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, exp config.Experiment, defined bool, r readout.Readout, last, ev *event) error {
 	owners := exp.Owners
 	if !defined {
 		n.metrics.failed.Inc()

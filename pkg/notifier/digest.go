@@ -250,24 +250,11 @@ func (n *Notifier) sendDigest(ctx context.Context, key, id string, send func(ctx
 	} else if err != nil {
 		return err
 	}
-	first := n.now()
-	err = retryUntil(ctx, n.retryMax, func() error {
-		if n.now().Sub(first) > n.giveUp {
-			return backoffStop{fmt.Errorf("%w: still failing after %v", ErrPermanent, n.giveUp)}
-		}
-		if err := send(ctx); err != nil {
-			if errors.Is(err, ErrPermanent) {
-				return backoffStop{err}
-			}
-			return err
-		}
-		return nil
-	}, func(err error) { log.Warn("send digest, will retry", "err", err) })
-	var stop backoffStop
+	err = n.deliverWithin(ctx, send, func(err error) { log.Warn("send digest, will retry", "err", err) })
 	switch {
-	case errors.As(err, &stop):
-		ev.Error = stop.err.Error()
-		log.Error("digest given up", "err", stop.err)
+	case errors.Is(err, ErrPermanent):
+		ev.Error = err.Error()
+		log.Error("digest given up", "err", err)
 	case err != nil:
 		return err // shutdown: the intent stays, and goes out on the next start
 	default:

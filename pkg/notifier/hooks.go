@@ -14,12 +14,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
-	"github.com/verdictlabs/verdict/pkg/retry"
 )
 
 // Webhook headers. The signature is GitHub's form: "sha256=" and the hex
@@ -78,26 +76,16 @@ func (n *Notifier) deliverHook(t hookTarget) func(ctx context.Context, log *slog
 			log.Error("notification given up", "err", err)
 			return fmt.Errorf("%w: %w", ErrPermanent, err)
 		}
-		first := n.now()
-		err = retryUntil(ctx, n.retryMax, func() error {
-			if n.now().Sub(first) > n.giveUp {
-				return backoffStop{fmt.Errorf("%w: still failing after %v", ErrPermanent, n.giveUp)}
-			}
-			sctx, cancel := retry.WithGrace(ctx, 10*time.Second)
-			defer cancel()
-			err := post(sctx, n.http, t.url, body, header)
+		err = n.deliverWithin(ctx, func(ctx context.Context) error {
+			err := post(ctx, n.http, t.url, body, header)
 			if err != nil {
 				n.metrics.hookFailed.WithLabelValues(t.kind).Inc()
-				if errors.Is(err, ErrPermanent) {
-					return backoffStop{err}
-				}
 			}
 			return err
 		}, func(err error) { log.Warn("notify, will retry", "err", err) })
-		var stop backoffStop
-		if errors.As(err, &stop) {
-			log.Error("notification given up", "err", stop.err)
-			return stop.err
+		if errors.Is(err, ErrPermanent) {
+			log.Error("notification given up", "err", err)
+			return err
 		}
 		if err != nil {
 			return err

@@ -587,34 +587,19 @@ func (n *Notifier) deliver(ctx context.Context, log *slog.Logger, exp config.Exp
 		return fmt.Errorf("%w: render email: %w", ErrPermanent, err)
 	}
 	e := Email{From: n.envFrom, To: to, MessageID: ev.MessageID, Data: data}
-	first := n.now()
-	err = retryUntil(ctx, n.retryMax, func() error {
-		// One recipient that keeps failing must not hold up every other
-		// experiment's email: past the budget it is recorded as failed.
-		if n.now().Sub(first) > n.giveUp {
-			n.metrics.abandoned.Inc()
-			return backoffStop{fmt.Errorf("%w: still failing after %v", ErrPermanent, n.giveUp)}
-		}
+	err = n.deliverWithin(ctx, func(ctx context.Context) error {
 		start := time.Now()
-		// A send under way when shutdown comes gets to finish: cutting it
-		// off could leave the server with the message and KV without it.
-		sctx, cancel := retry.WithGrace(ctx, 10*time.Second)
-		err := n.send.Send(sctx, e)
-		cancel()
+		err := n.send.Send(ctx, e)
 		n.metrics.seconds.Observe(time.Since(start).Seconds())
 		if err != nil {
 			n.metrics.failed.Inc()
-			if errors.Is(err, ErrPermanent) {
-				n.metrics.abandoned.Inc()
-				return backoffStop{err}
-			}
 		}
 		return err
 	}, func(err error) { log.Warn("send email, will retry", "message_id", e.MessageID, "err", err) })
-	var stop backoffStop
-	if errors.As(err, &stop) {
-		log.Error("email given up", "message_id", e.MessageID, "err", stop.err)
-		return stop.err
+	if errors.Is(err, ErrPermanent) {
+		n.metrics.abandoned.Inc()
+		log.Error("email given up", "message_id", e.MessageID, "err", err)
+		return err
 	}
 	if err != nil {
 		return err

@@ -127,10 +127,15 @@ func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, 
 	return out, nil
 }
 
-// The readout SQL, in three steps from the inside out. It uses what
-// ClickHouse 18.16 has and current ClickHouse still documents: nested
-// subqueries (no CTEs over subqueries on 18.16), ANY LEFT/INNER JOIN ...
-// USING, -ForEach, ARRAY JOIN, groupArray, arrayEnumerateUniq,
+// The readout SQL, in three steps from the inside out. It means the same on
+// every ClickHouse from 18.16 to 26.x (the tests run it on both ends,
+// warehousetest.Engines): it uses what 18.16 has and current ClickHouse
+// still documents, and nothing whose meaning changed in between: nested
+// subqueries, each with an alias when joined (joined_subquery_requires_alias
+// is 1 by default since 20.3; no CTEs over subqueries on 18.16), ALL
+// LEFT/INNER JOIN ... USING (never ANY: since 20.1 ANY INNER JOIN keeps one
+// row per key on both sides, which on the same text drops all but one of a
+// unit's events), -ForEach, ARRAY JOIN, groupArray, arrayEnumerateUniq,
 // quantileExact; lambdas never capture a column (18.16 fails with "Unknown
 // identifier" when they do). {…} marks a fragment the Go code generates
 // from the definitions (column lists, one entry per metric, event or
@@ -154,9 +159,10 @@ func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, 
 //     on an exposed unit with probability about n·m/2⁶⁴ for m other units
 //     in the events read (5·10⁻⁶ for 1M and 100M). A collision would merge
 //     the two units' rows.
-//   - Both joins are ANY: their right sides have one row per unit_key, so
-//     ANY and ALL give the same rows on 18.16 and on current ClickHouse,
-//     and ANY keeps one row reference per key instead of a list.
+//   - Both joins are ALL, and their right sides have one row per unit_key
+//     (a GROUP BY unit_key), so each left row meets at most one right row:
+//     the join adds no rows, and it means this on every version. ANY, used
+//     here before, meant the same on 18.16 only.
 //   - Copies of an event are dropped per unit, after the join and the
 //     window: the unit's counted rows are gathered with groupArray in the
 //     GROUP BY that is needed anyway, and arrayEnumerateUniq over
@@ -259,14 +265,14 @@ const (
                 FROM {db:Identifier}.events
                 WHERE event IN @event_set
                     AND ts >= toDateTime(@scan_start_s) AND ts <= toDateTime(@events_end_s)
-            )
-            ANY INNER JOIN
+            ) AS track
+            ALL INNER JOIN
             (
                 SELECT cityHash64(unit_id) AS unit_key, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
                 FROM {db:Identifier}.exposures
                 WHERE ` + exposuresWhere + `
                 GROUP BY unit_key
-            ) USING unit_key
+            ) AS first_exposures USING unit_key
             WHERE (track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms)
                 OR (track_ms < first_ms AND track_ms + @lookback_ms >= first_ms)
             GROUP BY unit_key
@@ -289,11 +295,11 @@ const (
     FROM
     (
         ` + unitsSQL + `
-    )
-    ANY LEFT JOIN
+    ) AS units
+    ALL LEFT JOIN
     (
         ` + unitEventsSQL + `
-    ) USING unit_key`
+    ) AS unit_events USING unit_key`
 
 	// capsSQL is the cap of each capped metric: a quantile over the
 	// included units, arms pooled.

@@ -62,7 +62,7 @@ var benchMetrics = []config.Metric{
 //
 //	go test -run '^$' -bench BenchmarkReadout -benchtime 3x ./warehouse/
 func BenchmarkReadout(b *testing.B) {
-	s := warehousetest.StartServer(b)
+	s := warehousetest.StartServer(b, warehousetest.BenchEngine())
 	w := s.Open(b, "verdict")
 	ctx := context.Background()
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -204,7 +204,7 @@ FROM
                 AND exposure_ms >= @start_ms AND exposure_ms <= @end_ms
         )
         GROUP BY unit
-    )
+    ) AS units
     ALL LEFT JOIN
     (
         SELECT
@@ -229,7 +229,7 @@ FROM
                 FROM verdict.events
                 WHERE event IN @event_set
                     AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
-            )
+            ) AS track
             ALL INNER JOIN
             (
                 SELECT unit_id AS unit, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
@@ -238,12 +238,12 @@ FROM
                     AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
                     AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms
                 GROUP BY unit
-            ) USING unit
+            ) AS first_exposures USING unit
             WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
             GROUP BY unit, event_hash
         )
         GROUP BY event_unit
-    ) USING unit
+    ) AS unit_events USING unit
 )
 WHERE unit_variant IN @variants
 SETTINGS join_use_nulls = 0`
@@ -286,7 +286,7 @@ FROM
                 AND exposure_ms >= @start_ms AND exposure_ms <= @end_ms
         )
         GROUP BY unit
-    )
+    ) AS units
     ALL LEFT JOIN
     (
         SELECT
@@ -315,7 +315,7 @@ FROM
                 FROM verdict.events
                 WHERE event IN @event_set
                     AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
-            )
+            ) AS track
             ALL INNER JOIN
             (
                 SELECT unit_id AS unit, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
@@ -324,12 +324,12 @@ FROM
                     AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
                     AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms
                 GROUP BY unit
-            ) USING unit
+            ) AS first_exposures USING unit
             WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
             GROUP BY unit, event_hash
         )
         GROUP BY event_unit
-    ) USING unit
+    ) AS unit_events USING unit
 )
 ARRAY JOIN @dimensions AS dimension, unit_segments AS segment_value
 GROUP BY unit_variant, dimension, segment_value

@@ -9,14 +9,19 @@
 // queries dedupe, with FINAL or by grouping on event_id. The migrations in
 // schemas/clickhouse explain the table design.
 //
-// Only the native protocol is used: Debian's ClickHouse 18.16, which the
-// local server runs, rejects the HTTP protocol of clickhouse-go. All SQL here
-// also runs on current ClickHouse.
+// Only the native protocol is used: Debian's ClickHouse 18.16 rejects the
+// HTTP protocol of clickhouse-go. Every statement here means the same on
+// ClickHouse 18.16 and 26.x, and the tests run each against both
+// (warehousetest.Engines): Debian's clickhouse-server 18.16 and ClickHouse
+// 26.7 from chDB's libchdb.so, which StartLocal runs as a server (Engine
+// ChDB, package chdb). readout.go says what that rules out.
 //
 // A typical start:
 //
 //	if !warehouse.Reachable(ctx, addr) {
-//		local, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{Addr: addr, DataDir: dir, Logger: logger})
+//		local, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{
+//			Engine: warehouse.ChDB, ChDBCommand: []string{exe, "chdb-server"},
+//			Addr: addr, DataDir: dir, Logger: logger})
 //		...
 //		defer local.Stop(context.Background())
 //	}

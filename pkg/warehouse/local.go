@@ -32,30 +32,42 @@ var ErrNoServerBinary = errors.New("no clickhouse-server binary found in PATH, /
 
 // LocalConfig says how to run a private ClickHouse server.
 type LocalConfig struct {
+	// Engine is what runs: Server (an installed clickhouse-server binary;
+	// the zero value) or ChDB (ClickHouse 26 from libchdb.so).
+	Engine Engine
 	// Binary is the server to run. Default: clickhouse-server from PATH,
 	// /usr/sbin or /usr/bin, else the single "clickhouse" binary of current
-	// releases, run as "clickhouse server".
+	// releases, run as "clickhouse server". Engine Server only.
 	Binary string
+	// ChDBLib is libchdb.so for Engine ChDB; default: what FindChDBLib finds.
+	ChDBLib string
+	// ChDBCommand is the launcher for Engine ChDB, a command that runs
+	// chdb.Main with the arguments StartLocal appends: `verdict
+	// chdb-server` (bin/verdict runs itself), or a build of
+	// chdb/cmd/chdb-server. Required for ChDB.
+	ChDBCommand []string
 	// Addr is host:port of the native protocol; default 127.0.0.1:9000.
 	// The host is the server's listen_host.
 	Addr string
 	// HTTPAddr is host:port of the HTTP interface. Default: none. verdict
 	// speaks only the native protocol, and a second port is one more to
-	// collide; set it for tools that need HTTP.
+	// collide; set it for tools that need HTTP. Engine Server only.
 	HTTPAddr string
-	// DataDir holds everything the server writes, under DataDir/clickhouse:
-	// its data (the directory itself), the generated config (etc/) and its
-	// logs (log/). Required. Starting again on the same DataDir finds the
-	// data again.
+	// DataDir holds everything the server writes, under DataDir/clickhouse
+	// (Engine Server) or DataDir/chdb (ChDB: ClickHouse 26 cannot be
+	// started on 18.16's files and back): its data (the directory itself),
+	// the generated config (etc/) and its logs (log/). Required. Starting
+	// again on the same DataDir finds the data again.
 	DataDir string
 	// User and Password, when Password is set, are the server's only user
 	// (User defaults to "default"); without a password the default user
-	// needs none.
+	// needs none. Engine Server only: ChDB has no users but default.
 	User, Password string
 	// TLS, when set, also serves the native protocol over TLS (ClickHouse's
-	// tcp_port_secure) on the same host.
+	// tcp_port_secure) on the same host. Engine Server only.
 	TLS *LocalTLS
-	// Cluster, when set, makes the server a node of a cluster.
+	// Cluster, when set, makes the server a node of a cluster. Engine
+	// Server only.
 	Cluster *LocalCluster
 	// StartTimeout bounds the wait for the first successful ping; default 30s.
 	StartTimeout time.Duration
@@ -85,8 +97,10 @@ type LocalTLS struct {
 // Local is a ClickHouse server process started by StartLocal.
 type Local struct {
 	addr    string
+	engine  Engine
 	dir     string
 	cmd     *exec.Cmd
+	stdin   io.Closer // ChDB: closing it stops the server
 	logger  *slog.Logger
 	done    chan struct{} // closed when the process has exited
 	waitErr error         // set before done is closed
@@ -98,7 +112,8 @@ type Local struct {
 // the server as a child process in its own process group and waits until it
 // answers a native ping. The process runs until Stop, not until ctx ends; ctx
 // bounds only the start. On Linux the server gets SIGTERM if the process
-// that started it dies, so none is left running.
+// that started it dies, so none is left running (ChDB's also sees its
+// standard input end).
 func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = DefaultAddr
@@ -112,41 +127,46 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("start local clickhouse: DataDir is empty")
 	}
-	bin, args, err := serverCommand(cfg.Binary)
+	var (
+		l   *Local
+		err error
+	)
+	switch cfg.Engine {
+	case Server, "":
+		l, err = serverProcess(cfg)
+	case ChDB:
+		l, err = chdbProcess(cfg)
+	default:
+		err = fmt.Errorf("local clickhouse engine %q: want %s or %s", cfg.Engine, ChDB, Server)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if Reachable(ctx, cfg.Addr) {
 		return nil, fmt.Errorf("start local clickhouse: a ClickHouse server already answers at %s; use it, or choose another address", cfg.Addr)
 	}
-	dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "clickhouse"))
-	if err != nil {
-		return nil, err
-	}
-	configFile, err := writeConfig(dir, cfg.Addr, cfg.HTTPAddr, cfg.TLS, cfg.User, cfg.Password, cfg.Cluster)
-	if err != nil {
-		return nil, fmt.Errorf("write clickhouse config: %w", err)
-	}
-	out, err := os.OpenFile(filepath.Join(dir, "log", "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	out, err := os.OpenFile(filepath.Join(l.LogDir(), "stderr.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer out.Close() // the child has its own copy
-
-	cmd := exec.Command(bin, append(args, "--config-file="+configFile)...)
-	cmd.Dir = dir
+	cmd := l.cmd
+	cmd.Dir = l.dir
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
-	l := &Local{addr: cfg.Addr, dir: dir, cmd: cmd, logger: cfg.Logger, done: make(chan struct{})}
+	l.addr, l.logger, l.done = cfg.Addr, cfg.Logger, make(chan struct{})
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		if l.stdin != nil {
+			l.stdin.Close()
+		}
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	go func() {
 		l.waitErr = cmd.Wait()
 		close(l.done)
 	}()
-	cfg.Logger.Info("clickhouse starting", "binary", bin, "addr", cfg.Addr, "data_dir", dir, "pid", cmd.Process.Pid)
+	cfg.Logger.Info("clickhouse starting", "engine", l.engine, "command", cmd.Path, "addr", cfg.Addr, "data_dir", l.dir, "pid", cmd.Process.Pid)
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
 	defer cancel()
@@ -157,20 +177,38 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 			select {
 			case <-l.done: // another server answers at Addr; ours died
 			default:
-				cfg.Logger.Info("clickhouse ready", "addr", cfg.Addr, "seconds", time.Since(began).Seconds())
+				cfg.Logger.Info("clickhouse ready", "engine", l.engine, "addr", cfg.Addr, "seconds", time.Since(began).Seconds())
 				return l, nil
 			}
 		}
 		select {
 		case <-l.done:
-			return nil, fmt.Errorf("clickhouse-server exited during start (%v); log %s:\n%s", l.waitErr, l.LogDir(), l.logTail())
+			return nil, fmt.Errorf("local clickhouse (%s) exited during start (%v); log %s:\n%s", l.engine, l.waitErr, l.LogDir(), l.logTail())
 		case <-ctx.Done():
 			l.Stop(context.Background())
-			return nil, fmt.Errorf("clickhouse-server at %s did not answer within %v: %w; log %s:\n%s",
-				cfg.Addr, cfg.StartTimeout, ctx.Err(), l.LogDir(), l.logTail())
+			return nil, fmt.Errorf("local clickhouse (%s) at %s did not answer within %v: %w; log %s:\n%s",
+				l.engine, cfg.Addr, cfg.StartTimeout, ctx.Err(), l.LogDir(), l.logTail())
 		case <-tick.C:
 		}
 	}
+}
+
+// serverProcess prepares a clickhouse-server process: its config written
+// under DataDir/clickhouse.
+func serverProcess(cfg LocalConfig) (*Local, error) {
+	bin, args, err := serverCommand(cfg.Binary)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "clickhouse"))
+	if err != nil {
+		return nil, err
+	}
+	configFile, err := writeConfig(dir, cfg.Addr, cfg.HTTPAddr, cfg.TLS, cfg.User, cfg.Password, cfg.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("write clickhouse config: %w", err)
+	}
+	return &Local{engine: Server, dir: dir, cmd: exec.Command(bin, append(args, "--config-file="+configFile)...)}, nil
 }
 
 // Addr is host:port of the server's native protocol.
@@ -192,9 +230,9 @@ func (l *Local) Err() error {
 	}
 }
 
-// Stop sends SIGTERM to the server's process group and waits for it to exit;
-// when ctx ends first (or after 30 seconds if ctx has no deadline) it sends
-// SIGKILL. The data stays: StartLocal with the same DataDir and Addr starts
+// Stop asks the server to stop (SIGTERM to the server's process group; for
+// ChDB, the end of its standard input) and waits for it to exit; when ctx
+// ends first (or after 30 seconds if ctx has no deadline) it sends SIGKILL. The data stays: StartLocal with the same DataDir and Addr starts
 // the server again. Stop is safe to call more than once.
 func (l *Local) Stop(ctx context.Context) error {
 	l.stop.Do(func() { l.stopErr = l.terminate(ctx) })
@@ -214,10 +252,16 @@ func (l *Local) terminate(ctx context.Context) error {
 	}
 	began := time.Now()
 	pid := l.cmd.Process.Pid
-	signalGroup(pid, syscall.SIGTERM)
+	if l.stdin != nil {
+		// ChDB ends its serving query when its input ends and shuts the
+		// engine down in order; SIGTERM would end the process at once.
+		l.stdin.Close()
+	} else {
+		signalGroup(pid, syscall.SIGTERM)
+	}
 	select {
 	case <-l.done:
-		l.logger.Info("clickhouse stopped", "addr", l.addr, "seconds", time.Since(began).Seconds())
+		l.logger.Info("clickhouse stopped", "engine", l.engine, "addr", l.addr, "seconds", time.Since(began).Seconds())
 		return nil
 	case <-ctx.Done():
 	}
@@ -239,7 +283,7 @@ func signalGroup(pid int, sig syscall.Signal) {
 // output, where a failed start says why.
 func (l *Local) logTail() string {
 	var b strings.Builder
-	for _, name := range []string{"clickhouse-server.err.log", "stderr.log"} {
+	for _, name := range []string{"clickhouse-server.err.log", "stderr.log"} { // ChDB writes its errors to stderr
 		if tail := tailFile(filepath.Join(l.LogDir(), name), 20); tail != "" {
 			fmt.Fprintf(&b, "--- %s\n%s", name, tail)
 		}

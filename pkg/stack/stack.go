@@ -1,7 +1,8 @@
 // Package stack runs the whole of verdict on one machine, as `verdict up`
 // does: an embedded NATS server (unless one answers at the URL), a local
-// ClickHouse server started from the installed binary (unless one answers at
-// the address), and every service in one process — ingest, rules, notifier —
+// ClickHouse server of the chosen engine (unless one answers at the address:
+// ClickHouse 26 from libchdb.so, or an installed clickhouse-server), and every
+// service in one process — ingest, rules, notifier —
 // behind one HTTP server with the API, the readout pages, HTTP ingest
 // (package gateway) and /metrics.
 package stack
@@ -36,14 +37,18 @@ type Config struct {
 	// (VERDICT_NATS_REPLICAS; 0 keeps what they have).
 	NATSReplicas int
 	ClickHouse   warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
-	HTTPAddr     string           // VERDICT_HTTP_ADDR
-	DataDir      string           // VERDICT_DATA_DIR
-	Ingest       ingest.Config    // batch tuning; connection fields are filled in from the above
-	Rules        rules.Config     // interval; connection fields are filled in from the above
-	Notifier     notifier.Config  // SMTP; connection fields and the outbox are filled in from the above
-	Gateway      gateway.Config   // write keys and unit; connection fields are filled in from the above
-	Access       web.Access       // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
-	Logger       *slog.Logger
+	// LocalClickHouse is the server started when none answers at
+	// ClickHouse.Addr: its Engine (VERDICT_CLICKHOUSE_LOCAL), ChDBLib
+	// (VERDICT_CHDB_LIB) and ChDBCommand; Run fills in the rest.
+	LocalClickHouse warehouse.LocalConfig
+	HTTPAddr        string          // VERDICT_HTTP_ADDR
+	DataDir         string          // VERDICT_DATA_DIR
+	Ingest          ingest.Config   // batch tuning; connection fields are filled in from the above
+	Rules           rules.Config    // interval; connection fields are filled in from the above
+	Notifier        notifier.Config // SMTP; connection fields and the outbox are filled in from the above
+	Gateway         gateway.Config  // write keys and unit; connection fields are filled in from the above
+	Access          web.Access      // VERDICT_API_TOKENS, VERDICT_METRICS_TOKEN
+	Logger          *slog.Logger
 
 	// OnReady, when set, is called once every part is up.
 	OnReady func()
@@ -85,14 +90,12 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Info("using external clickhouse", "addr", cfg.ClickHouse.Addr, "tls", cfg.ClickHouse.TLS)
 	} else {
 		// With VERDICT_CLICKHOUSE_PASSWORD set, the local server's only
-		// user is VERDICT_CLICKHOUSE_USER with that password.
-		local, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{
-			Addr:     cfg.ClickHouse.Addr,
-			DataDir:  filepath.Join(cfg.DataDir, "clickhouse"),
-			User:     cfg.ClickHouse.Username,
-			Password: cfg.ClickHouse.Password,
-			Logger:   log,
-		})
+		// user is VERDICT_CLICKHOUSE_USER with that password (the server
+		// engine; chdb refuses a password).
+		lc := cfg.LocalClickHouse
+		lc.Addr, lc.DataDir, lc.Logger = cfg.ClickHouse.Addr, filepath.Join(cfg.DataDir, "clickhouse"), log
+		lc.User, lc.Password = cfg.ClickHouse.Username, cfg.ClickHouse.Password
+		local, err := warehouse.StartLocal(ctx, lc)
 		if err != nil {
 			return err
 		}

@@ -27,16 +27,17 @@ import (
 // upConfig is what `verdict up` and `verdict demo` are configured with; the
 // flags' defaults come from the environment.
 type upConfig struct {
-	natsURL   string           // VERDICT_NATS_URL
-	natsAuth  stream.Auth      // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
-	natsConf  string           // VERDICT_NATS_SERVER_CONFIG
-	natsRepl  string           // VERDICT_NATS_REPLICAS
-	ch        warehouse.Config // VERDICT_CLICKHOUSE_*
-	httpAddr  string           // VERDICT_HTTP_ADDR
-	dataDir   string           // VERDICT_DATA_DIR
-	logLevel  string           // VERDICT_LOG_LEVEL
-	batch     string           // VERDICT_INGEST_BATCH
-	batchWait string           // VERDICT_INGEST_BATCH_WAIT
+	natsURL   string                // VERDICT_NATS_URL
+	natsAuth  stream.Auth           // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
+	natsConf  string                // VERDICT_NATS_SERVER_CONFIG
+	natsRepl  string                // VERDICT_NATS_REPLICAS
+	ch        warehouse.Config      // VERDICT_CLICKHOUSE_*
+	chLocal   warehouse.LocalConfig // VERDICT_CLICKHOUSE_LOCAL, VERDICT_CHDB_LIB
+	httpAddr  string                // VERDICT_HTTP_ADDR
+	dataDir   string                // VERDICT_DATA_DIR
+	logLevel  string                // VERDICT_LOG_LEVEL
+	batch     string                // VERDICT_INGEST_BATCH
+	batchWait string                // VERDICT_INGEST_BATCH_WAIT
 
 	rulesInterval  string              // VERDICT_RULES_INTERVAL
 	decisionHold   string              // VERDICT_DECISION_HOLD
@@ -74,7 +75,8 @@ func envOr(getenv func(string) string, key, def string) string {
 func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&c.natsURL, "nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL; an embedded server is started there when none answers (VERDICT_NATS_URL)")
 	fs.StringVar(&c.natsConf, "nats-server-config", getenv("VERDICT_NATS_SERVER_CONFIG"), "nats-server config file for the embedded server: accounts, users, permissions, TLS (VERDICT_NATS_SERVER_CONFIG)")
-	c.ch.RegisterFlags(fs, getenv) // up starts a local server at the address when none answers
+	c.ch.RegisterFlags(fs, getenv)      // up starts a local server at the address when none answers,
+	c.chLocal.RegisterFlags(fs, getenv) // of this engine
 	fs.StringVar(&c.httpAddr, "http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "API, readout page, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	fs.StringVar(&c.dataDir, "data-dir", envOr(getenv, "VERDICT_DATA_DIR", "./var"), "NATS store, local ClickHouse data, outbox (VERDICT_DATA_DIR)")
 	fs.StringVar(&c.logLevel, "log-level", envOr(getenv, "VERDICT_LOG_LEVEL", "info"), "debug, info, warn or error (VERDICT_LOG_LEVEL)")
@@ -123,6 +125,17 @@ func (c *upConfig) validate() error {
 		if _, err := os.Stat(c.natsConf); err != nil {
 			errs = append(errs, fmt.Errorf("VERDICT_NATS_SERVER_CONFIG: %w", err))
 		}
+	}
+	if _, err := warehouse.ParseEngine(string(c.chLocal.Engine)); err != nil {
+		errs = append(errs, err)
+	}
+	// The chdb engine runs in a child process: this program, as `verdict
+	// chdb-server` (under go test, the test binary, whose TestMain does the
+	// same).
+	if exe, err := os.Executable(); err != nil {
+		errs = append(errs, fmt.Errorf("find verdict's own executable, which serves the chdb engine: %w", err))
+	} else {
+		c.chLocal.ChDBCommand = []string{exe, "chdb-server"}
 	}
 	if c.dataDir == "" {
 		errs = append(errs, errors.New("VERDICT_DATA_DIR is empty: set a directory for the NATS store and ClickHouse data"))
@@ -181,6 +194,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		NATSServerConfig: c.natsConf,
 		NATSReplicas:     c.natsReplicas,
 		ClickHouse:       c.ch,
+		LocalClickHouse:  c.chLocal,
 		HTTPAddr:         c.httpAddr,
 		DataDir:          c.dataDir,
 		Ingest:           ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},

@@ -50,7 +50,7 @@ func BenchmarkIngest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ch := warehousetest.StartServer(b)
+	ch := warehousetest.StartServer(b, warehousetest.BenchEngine())
 	ctx := context.Background()
 	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
 		b.Fatal(err)

@@ -70,9 +70,9 @@ type env struct {
 	reg *prometheus.Registry
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, eng warehouse.Engine) *env {
 	t.Helper()
-	e := &env{ns: streamtest.Run(t), ch: warehousetest.StartServer(t), reg: prometheus.NewRegistry()}
+	e := &env{ns: streamtest.Run(t), ch: warehousetest.StartServer(t, eng), reg: prometheus.NewRegistry()}
 	e.nc, e.js = streamtest.Connect(t, e.ns)
 	e.wh = e.ch.Open(t, "verdict")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -244,8 +244,10 @@ func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return sum
 }
 
-func TestExactlyOnce(t *testing.T) {
-	e := newEnv(t)
+func TestExactlyOnce(t *testing.T) { warehousetest.Run(t, testExactlyOnce) }
+
+func testExactlyOnce(t *testing.T, eng warehouse.Engine) {
+	e := newEnv(t, eng)
 	e.startIngest(t, e.config())
 	now := time.Now().UTC()
 	evs := events("once", 10000, now)
@@ -294,8 +296,10 @@ func TestExactlyOnce(t *testing.T) {
 	}
 }
 
-func TestDeadLetterReasons(t *testing.T) {
-	e := newEnv(t)
+func TestDeadLetterReasons(t *testing.T) { warehousetest.Run(t, testDeadLetterReasons) }
+
+func testDeadLetterReasons(t *testing.T, eng warehouse.Engine) {
+	e := newEnv(t, eng)
 	e.startIngest(t, e.config())
 	now := time.Now().UTC()
 	ts := now.Format(time.RFC3339Nano)
@@ -359,8 +363,10 @@ func TestDeadLetterReasons(t *testing.T) {
 
 // TestKilledMidBatch kills the ingest process (SIGKILL) while it works
 // through a backlog, restarts it, and checks that every event landed once.
-func TestKilledMidBatch(t *testing.T) {
-	e := newEnv(t)
+func TestKilledMidBatch(t *testing.T) { warehousetest.Run(t, testKilledMidBatch) }
+
+func testKilledMidBatch(t *testing.T, eng warehouse.Engine) {
+	e := newEnv(t, eng)
 	const n = 100000
 	publish(t, e.js, events("kill", n, time.Now().UTC()), false)
 
@@ -425,8 +431,10 @@ func TestKilledMidBatch(t *testing.T) {
 
 // TestClickHouseOutage stops ClickHouse for ten seconds while events keep
 // arriving; ingest must recover by itself and lose nothing.
-func TestClickHouseOutage(t *testing.T) {
-	e := newEnv(t)
+func TestClickHouseOutage(t *testing.T) { warehousetest.Run(t, testClickHouseOutage) }
+
+func testClickHouseOutage(t *testing.T, eng warehouse.Engine) {
+	e := newEnv(t, eng)
 	e.startIngest(t, e.config())
 	evs := events("outage", 20000, time.Now().UTC())
 

@@ -709,10 +709,12 @@ func checkVerdict(t *testing.T, s scenario, ro readout.Readout) {
 // lets ingest land them in a real ClickHouse and the rules service compute
 // readouts from there, and checks each experiment's settled readout against
 // the truth computed here from the raw events.
-func TestEndToEnd(t *testing.T) {
+func TestEndToEnd(t *testing.T) { warehousetest.Run(t, testEndToEnd) }
+
+func testEndToEnd(t *testing.T, eng warehouse.Engine) {
 	began := time.Now()
 	ns := streamtest.Run(t)
-	ch := warehousetest.StartServer(t)
+	ch := warehousetest.StartServer(t, eng)
 	_, js := streamtest.Connect(t, ns)
 	wh := ch.Open(t, "verdict")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -1272,8 +1274,12 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 // then closes) are ready. Run must return whichever it sees first; a
 // closed channel taken for a definition change used to spin forever.
 func TestRunStopsWhenCancelledMidEvaluation(t *testing.T) {
+	warehousetest.Run(t, testRunStopsWhenCancelledMidEvaluation)
+}
+
+func testRunStopsWhenCancelledMidEvaluation(t *testing.T, eng warehouse.Engine) {
 	ns := streamtest.Run(t)
-	ch := warehousetest.StartServer(t)
+	ch := warehousetest.StartServer(t, eng)
 	for i := range 10 { // the select chooses at random: 10 tries miss a spin once in 1024
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)

@@ -20,7 +20,7 @@ import (
 //     this machine can do at all.
 func BenchmarkInsert10k(b *testing.B) {
 	const n = 10_000
-	s := warehousetest.StartServer(b)
+	s := warehousetest.StartServer(b, warehousetest.BenchEngine())
 	w := s.Open(b, "verdict")
 	ctx := context.Background()
 	evs := benchEvents(n)

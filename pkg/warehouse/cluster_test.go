@@ -22,13 +22,17 @@ import (
 // (shard by shard, added up) equals the single server's and the Go
 // computation from the raw events.
 func TestCluster(t *testing.T) {
+	warehousetest.RunServerOnly(t, "has no ON CLUSTER", testCluster)
+}
+
+func testCluster(t *testing.T, e warehouse.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := warehousetest.StartCluster(t, 2, 1)
 	cw := c.Open(t, c.Addr(), "verdict")
 	// Again, and through the other node: the migrations are idempotent.
 	c.Open(t, c.Shards[1][0], "verdict")
-	single, _ := warehousetest.Start(t)
+	single, _ := warehousetest.Start(t, e)
 
 	batches, all := readoutWorld(3)
 	for _, w := range []*warehouse.Warehouse{cw, single} {
@@ -113,6 +117,10 @@ func engineOf(t *testing.T, w *warehouse.Warehouse, table string) string {
 // ReplicatedReplacingMergeTree, and what is inserted through one replica
 // reaches the other.
 func TestClusterReplicated(t *testing.T) {
+	warehousetest.RunServerOnly(t, "has no ON CLUSTER", testClusterReplicated)
+}
+
+func testClusterReplicated(t *testing.T, e warehouse.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := warehousetest.StartCluster(t, 1, 2)

@@ -432,8 +432,10 @@ func worldExperiments() (checkout, search config.Experiment) {
 	return checkout, search
 }
 
-func TestExperimentStats(t *testing.T) {
-	w, _ := warehousetest.Start(t)
+func TestExperimentStats(t *testing.T) { warehousetest.Run(t, testExperimentStats) }
+
+func testExperimentStats(t *testing.T, e warehouse.Engine) {
+	w, _ := warehousetest.Start(t, e)
 	ctx := context.Background()
 	batches, all := readoutWorld(1)
 	for _, b := range batches {
@@ -509,7 +511,11 @@ func TestExperimentStats(t *testing.T) {
 }
 
 func TestExperimentStatsBadDefinitions(t *testing.T) {
-	w, _ := warehousetest.Start(t)
+	warehousetest.Run(t, testExperimentStatsBadDefinitions)
+}
+
+func testExperimentStatsBadDefinitions(t *testing.T, e warehouse.Engine) {
+	w, _ := warehousetest.Start(t, e)
 	good := config.Experiment{Key: "x", Variants: []config.Variant{{Key: "a"}}, AttributionWindow: config.Duration(day), Start: t0}
 	noWindow := good
 	noWindow.AttributionWindow = 0
@@ -535,8 +541,10 @@ func TestExperimentStatsBadDefinitions(t *testing.T) {
 // non-zero values only. Over all 400 units the 80th percentile of revenue
 // is 0 and would cap every purchase to nothing; over the 6 purchasers it
 // is 80, so only the 1000 outlier is capped.
-func TestCapIgnoresZeros(t *testing.T) {
-	w, _ := warehousetest.Start(t)
+func TestCapIgnoresZeros(t *testing.T) { warehousetest.Run(t, testCapIgnoresZeros) }
+
+func testCapIgnoresZeros(t *testing.T, e warehouse.Engine) {
+	w, _ := warehousetest.Start(t, e)
 	ctx := context.Background()
 	exp := config.Experiment{
 		Key:               "sparse",

@@ -12,8 +12,10 @@ import (
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
-func TestReadoutStore(t *testing.T) {
-	w, _ := warehousetest.Start(t)
+func TestReadoutStore(t *testing.T) { warehousetest.Run(t, testReadoutStore) }
+
+func testReadoutStore(t *testing.T, e warehouse.Engine) {
+	w, _ := warehousetest.Start(t, e)
 	ctx := context.Background()
 	if _, _, err := w.LatestReadout(ctx, "checkout"); !errors.Is(err, warehouse.ErrNotFound) {
 		t.Fatalf("LatestReadout before any = %v, want ErrNotFound", err)

@@ -9,12 +9,17 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/tlstest"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestTLS runs the local server with a TLS port and connects over TLS,
 // verifying it with VERDICT_CLICKHOUSE_TLS_CA's certificate; without the
 // CA, or without TLS, the connection fails.
 func TestTLS(t *testing.T) {
+	warehousetest.RunServerOnly(t, "has no TLS listener", testTLS)
+}
+
+func testTLS(t *testing.T, e warehouse.Engine) {
 	dir := t.TempDir()
 	cert := tlstest.New(t)
 	certFile, keyFile := cert.CertFile, cert.KeyFile
@@ -69,6 +74,10 @@ func port(t *testing.T, addr string) int {
 // user with the password gets in; no password, a wrong one and the default
 // user are refused at once.
 func TestLocalPassword(t *testing.T) {
+	warehousetest.RunServerOnly(t, "has no users but default", testLocalPassword)
+}
+
+func testLocalPassword(t *testing.T, e warehouse.Engine) {
 	addr := free(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -13,16 +13,19 @@ import (
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestRun starts the rules service through run against real NATS and
 // ClickHouse, applies definitions, and reads a readout of every experiment
 // back from its API, its page and its metrics.
-func TestRun(t *testing.T) {
+func TestRun(t *testing.T) { warehousetest.Run(t, testRun) }
+
+func testRun(t *testing.T, eng warehouse.Engine) {
 	s := streamtest.Run(t)
 	_, js := streamtest.Connect(t, s)
-	ch := warehousetest.StartServer(t)
+	ch := warehousetest.StartServer(t, eng)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/stats"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestOfficialClients points the official client libraries from npm,
@@ -32,7 +33,9 @@ import (
 // ClickHouse exactly once although some are sent twice, a client with a
 // wrong write key stores nothing, and the experiment gets its readout. `make test-deps` installs
 // the libraries (npm ci).
-func TestOfficialClients(t *testing.T) {
+func TestOfficialClients(t *testing.T) { warehousetest.Run(t, testOfficialClients) }
+
+func testOfficialClients(t *testing.T, eng warehouse.Engine) {
 	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -44,6 +47,7 @@ func TestOfficialClients(t *testing.T) {
 	s := &lifecycleStack{env: map[string]string{
 		"VERDICT_NATS_URL":          "nats://" + deployFreeAddr(t),
 		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
 		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
 		"VERDICT_DATA_DIR":          t.TempDir(),
 		"VERDICT_RULES_INTERVAL":    "1s",

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // cupedMetric is a metric's comparison as the readout and the oracle write it.
@@ -44,7 +45,9 @@ type cupedMetric struct {
 // 14-day lookback, copies once, first exposure), then statsmodels' OLS on
 // the treatment indicator and the centred covariate for theta and the
 // effect, HC2 for the standard error. Every number agrees to 1e-6.
-func TestCUPEDFromRawEvents(t *testing.T) {
+func TestCUPEDFromRawEvents(t *testing.T) { warehousetest.Run(t, testCUPEDFromRawEvents) }
+
+func testCUPEDFromRawEvents(t *testing.T, eng warehouse.Engine) {
 	var want struct {
 		Base        time.Time
 		Experiment  string
@@ -100,6 +103,7 @@ func TestCUPEDFromRawEvents(t *testing.T) {
 	s := &lifecycleStack{env: map[string]string{
 		"VERDICT_NATS_URL":          "nats://" + deployFreeAddr(t),
 		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
 		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
 		"VERDICT_DATA_DIR":          t.TempDir(),
 		"VERDICT_RULES_INTERVAL":    "1s",

@@ -33,6 +33,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // deployRoot is the repository root, where deploy/ and docker-compose.yml are.
@@ -285,6 +286,10 @@ func TestDeployDashboardQueries(t *testing.T) {
 // against it; then runs every ClickHouse query of the dashboards against
 // up's ClickHouse.
 func TestDeployDashboardsAgainstStack(t *testing.T) {
+	warehousetest.Run(t, testDeployDashboardsAgainstStack)
+}
+
+func testDeployDashboardsAgainstStack(t *testing.T, eng warehouse.Engine) {
 	prometheusBin := deployTool(t, "prometheus", "prometheus")
 	promql, sql := dashboardQueries(t)
 	for _, f := range ruleFiles(t) {
@@ -299,6 +304,7 @@ func TestDeployDashboardsAgainstStack(t *testing.T) {
 	env := map[string]string{
 		"VERDICT_NATS_URL":          "nats://" + deployFreeAddr(t),
 		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
 		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
 		"VERDICT_DATA_DIR":          t.TempDir(),
 		"VERDICT_RULES_INTERVAL":    "1s",

@@ -18,6 +18,8 @@ import (
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // lifecycleTruth is an experiment of TestDecisionsHold and the one email
@@ -271,10 +273,13 @@ func checkEmails(t *testing.T, truths []lifecycleTruth, got map[string][]string)
 // one email, with the right label; a restart must send none. Then the same
 // truths under other keys arrive as a slow stream in time order over 20
 // seconds, with the same promise.
-func TestDecisionsHold(t *testing.T) {
+func TestDecisionsHold(t *testing.T) { warehousetest.Run(t, testDecisionsHold) }
+
+func testDecisionsHold(t *testing.T, eng warehouse.Engine) {
 	s := &lifecycleStack{env: map[string]string{
 		"VERDICT_NATS_URL":          "nats://" + deployFreeAddr(t),
 		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
 		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
 		"VERDICT_DATA_DIR":          t.TempDir(),
 		"VERDICT_RULES_INTERVAL":    "1s",

@@ -22,6 +22,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/tlstest"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestLockedDown is the security settings' acceptance run in one piece.
@@ -35,6 +36,10 @@ import (
 // who may publish one mails nobody outside the stored owners; no planted
 // secret shows in the log or on any endpoint.
 func TestLockedDown(t *testing.T) {
+	warehousetest.RunServerOnly(t, "has no users, passwords or TLS listener", testLockedDown)
+}
+
+func testLockedDown(t *testing.T, eng warehouse.Engine) {
 	const planted = "planted-secret-0815"
 	natsPW, producerPW, readerPW := planted+"-nats", planted+"-producer", planted+"-reader"
 	chPW, apiToken, writeKey := planted+"-ch", planted+"-api", planted+"-key"

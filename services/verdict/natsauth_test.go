@@ -14,13 +14,17 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestSecuredNATS runs verdict up against a nats-server that wants a user
 // and a password over TLS: verdict apply, publish and every service
 // connect with VERDICT_NATS_USER, _PASSWORD and _TLS_CA, a readout is made
 // end to end, and a client without the credentials is refused.
-func TestSecuredNATS(t *testing.T) {
+func TestSecuredNATS(t *testing.T) { warehousetest.Run(t, testSecuredNATS) }
+
+func testSecuredNATS(t *testing.T, eng warehouse.Engine) {
 	ca, tc := streamtest.SelfSigned(t)
 	url := streamtest.RunSecure(t, &server.Options{Username: "verdict", Password: "nats-pw-secret", TLSConfig: tc, TLS: true, TLSTimeout: 2})
 	s := &lifecycleStack{env: map[string]string{
@@ -29,6 +33,7 @@ func TestSecuredNATS(t *testing.T) {
 		"VERDICT_NATS_PASSWORD":     "nats-pw-secret",
 		"VERDICT_NATS_TLS_CA":       ca,
 		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
 		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
 		"VERDICT_DATA_DIR":          t.TempDir(),
 		"VERDICT_RULES_INTERVAL":    "1s",

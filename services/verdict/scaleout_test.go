@@ -48,6 +48,10 @@ import (
 // on VERDICT_READOUTS and in ClickHouse are 1, 2, 3, … without a gap or a
 // repeat.
 func TestScaleOut(t *testing.T) {
+	warehousetest.RunServerOnly(t, "has no ON CLUSTER", testScaleOut)
+}
+
+func testScaleOut(t *testing.T, eng warehouse.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	bin := buildScaleOutBinaries(t)
@@ -180,7 +184,7 @@ func TestScaleOut(t *testing.T) {
 	t.Logf("decided and emailed, %v after the last event was published", time.Since(began).Round(time.Second))
 
 	// The readouts equal a single server's with the same events.
-	single, _ := warehousetest.Start(t)
+	single, _ := warehousetest.Start(t, eng)
 	if _, err := single.Insert(ctx, all); err != nil {
 		t.Fatal(err)
 	}

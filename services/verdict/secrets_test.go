@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestSecretsStayOut plants secrets in the NATS URL, the SMTP password, the
@@ -12,23 +15,26 @@ import (
 // verdict up, and looks for them in its
 // log and on every endpoint, with and without the token; the readouts
 // need the token, the probes do not.
-func TestSecretsStayOut(t *testing.T) {
+func TestSecretsStayOut(t *testing.T) { warehousetest.Run(t, testSecretsStayOut) }
+
+func testSecretsStayOut(t *testing.T, eng warehouse.Engine) {
 	const planted = "planted-secret-4711"
 	s := &lifecycleStack{env: map[string]string{
-		"VERDICT_NATS_URL":        "nats://verdict:" + planted + "@" + deployFreeAddr(t),
-		"VERDICT_CLICKHOUSE_ADDR": deployFreeAddr(t),
-		"VERDICT_HTTP_ADDR":       deployFreeAddr(t),
-		"VERDICT_DATA_DIR":        t.TempDir(),
-		"VERDICT_RULES_INTERVAL":  "1s",
-		"VERDICT_LOG_LEVEL":       "debug",
-		"VERDICT_SMTP_ADDR":       deployFreeAddr(t), // nothing listens: a failing relay
-		"VERDICT_SMTP_USERNAME":   "verdict",
-		"VERDICT_SMTP_PASSWORD":   planted + "-smtp",
-		"VERDICT_WRITE_KEYS":      planted + "-key",
-		"VERDICT_API_TOKENS":      planted + "-api",
-		"VERDICT_SLACK_WEBHOOKS":  "https://hooks.slack.example/services/" + planted + "-slack",
-		"VERDICT_WEBHOOKS":        "https://hooks.example.com/verdict",
-		"VERDICT_WEBHOOK_SECRET":  planted + "-hmac",
+		"VERDICT_NATS_URL":         "nats://verdict:" + planted + "@" + deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_ADDR":  deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL": string(eng),
+		"VERDICT_HTTP_ADDR":        deployFreeAddr(t),
+		"VERDICT_DATA_DIR":         t.TempDir(),
+		"VERDICT_RULES_INTERVAL":   "1s",
+		"VERDICT_LOG_LEVEL":        "debug",
+		"VERDICT_SMTP_ADDR":        deployFreeAddr(t), // nothing listens: a failing relay
+		"VERDICT_SMTP_USERNAME":    "verdict",
+		"VERDICT_SMTP_PASSWORD":    planted + "-smtp",
+		"VERDICT_WRITE_KEYS":       planted + "-key",
+		"VERDICT_API_TOKENS":       planted + "-api",
+		"VERDICT_SLACK_WEBHOOKS":   "https://hooks.slack.example/services/" + planted + "-slack",
+		"VERDICT_WEBHOOKS":         "https://hooks.example.com/verdict",
+		"VERDICT_WEBHOOK_SECRET":   planted + "-hmac",
 	}}
 	s.start(t)
 	base := "http://" + s.env["VERDICT_HTTP_ADDR"]

@@ -13,13 +13,17 @@ import (
 	"time"
 
 	"github.com/verdictlabs/verdict/pkg/notifier"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
 
 // TestWebhooksEndToEnd: verdict up with VERDICT_WEBHOOKS and
 // VERDICT_WEBHOOK_SECRET, experiments with known truths streamed in; a real
 // local receiver gets exactly one delivery per decision, each signed, each
 // the readout of its experiment's decision, and none again after a restart.
-func TestWebhooksEndToEnd(t *testing.T) {
+func TestWebhooksEndToEnd(t *testing.T) { warehousetest.Run(t, testWebhooksEndToEnd) }
+
+func testWebhooksEndToEnd(t *testing.T, eng warehouse.Engine) {
 	const secret = "e2e-webhook-secret"
 	var mu sync.Mutex
 	got := map[string][]string{} // experiment → events delivered
@@ -42,6 +46,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	s := &lifecycleStack{env: map[string]string{
 		"VERDICT_NATS_URL":          "nats://" + deployFreeAddr(t),
 		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
 		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
 		"VERDICT_DATA_DIR":          t.TempDir(),
 		"VERDICT_RULES_INTERVAL":    "1s",

@@ -1,7 +1,9 @@
 // Package warehousetest runs a private ClickHouse server for a test: on free
-// ports, with its data in t.TempDir(), stopped when the test ends. A test
-// that needs ClickHouse fails, never skips, when clickhouse-server is not
-// installed (scripts/install-clickhouse.sh installs it).
+// ports, with its data in t.TempDir(), stopped when the test ends. Every
+// test that talks to ClickHouse runs once per engine of Engines (Run makes
+// the subtests): Debian's clickhouse-server 18.16 and ClickHouse 26.7 from
+// chDB's libchdb.so. A test that needs ClickHouse fails, never skips, when
+// either is not installed (scripts/install-clickhouse.sh installs both).
 package warehousetest
 
 import (
@@ -10,6 +12,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +25,150 @@ import (
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
 
-// Start starts a private server, opens a Warehouse on it with database
-// "verdict" migrated, and registers their cleanup. It returns the Warehouse
-// and the server's native address.
-func Start(t testing.TB) (*warehouse.Warehouse, string) {
+// Engines are the ClickHouse versions the tests run against: the oldest
+// verdict supports and the newest. VERDICT_TEST_CLICKHOUSE=server or =chdb
+// runs one of them only, for a quicker loop while developing; the other's
+// subtests then skip and say so. make test never sets it.
+func Engines() []warehouse.Engine {
+	return []warehouse.Engine{warehouse.Server, warehouse.ChDB}
+}
+
+// BenchEngine is the engine benchmarks run on: VERDICT_TEST_CLICKHOUSE
+// (server or chdb), by default chdb, the current ClickHouse users run.
+func BenchEngine() warehouse.Engine {
+	if os.Getenv("VERDICT_TEST_CLICKHOUSE") == string(warehouse.Server) {
+		return warehouse.Server
+	}
+	return warehouse.ChDB
+}
+
+// Run runs test once per engine, as subtests named after each engine's
+// version (clickhouse-18.16, clickhouse-26.7).
+func Run(t *testing.T, test func(t *testing.T, e warehouse.Engine)) {
 	t.Helper()
-	s := StartServer(t)
+	for _, e := range Engines() {
+		t.Run(Name(e), func(t *testing.T) {
+			if only := os.Getenv("VERDICT_TEST_CLICKHOUSE"); only != "" && only != string(e) {
+				t.Skipf("VERDICT_TEST_CLICKHOUSE=%s: only that engine runs", only)
+			}
+			test(t, e)
+		})
+	}
+}
+
+// RunServerOnly is Run for a test of what only clickhouse-server does (TLS,
+// users and passwords, ON CLUSTER): chDB's subtest skips, saying why.
+func RunServerOnly(t *testing.T, why string, test func(t *testing.T, e warehouse.Engine)) {
+	t.Helper()
+	Run(t, func(t *testing.T, e warehouse.Engine) {
+		if e != warehouse.Server {
+			t.Skipf("clickhouse-server only: ClickHouse 26 from chDB %s", why)
+		}
+		test(t, e)
+	})
+}
+
+// Name is e's subtest name, clickhouse-<major.minor> when the version can
+// be read from the installed binary or library, else e itself.
+func Name(e warehouse.Engine) string {
+	versions.once.Do(func() {
+		versions.names = map[warehouse.Engine]string{}
+		// 18.16's server has no --version; its package's client says it.
+		for _, cmd := range [][]string{{serverBinary(), "--version"}, {"clickhouse-client", "--version"}} {
+			out, _ := exec.Command(cmd[0], cmd[1:]...).Output()
+			if m := majorMinor.FindString(string(out)); m != "" {
+				versions.names[warehouse.Server] = "clickhouse-" + m
+				break
+			}
+		}
+		if lib, err := warehouse.FindChDBLib(); err == nil {
+			if b, err := os.ReadFile(filepath.Join(filepath.Dir(lib), "VERSION")); err == nil {
+				if m := majorMinor.FindString(string(b)); m != "" {
+					versions.names[warehouse.ChDB] = "clickhouse-" + m
+				}
+			}
+		}
+	})
+	if n, ok := versions.names[e]; ok {
+		return n
+	}
+	return string(e)
+}
+
+var (
+	versions struct {
+		once  sync.Once
+		names map[warehouse.Engine]string
+	}
+	majorMinor = regexp.MustCompile(`\b[0-9]+\.[0-9]+`)
+)
+
+func serverBinary() string {
+	for _, c := range []string{"clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"} {
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	return "clickhouse-server"
+}
+
+// ChDBCommand is the launcher of ChDB servers for LocalConfig.ChDBCommand:
+// chdb/cmd/chdb-server, built once per test process (the test binary is
+// not bin/verdict, so it cannot run itself as `verdict chdb-server`).
+func ChDBCommand(t testing.TB) []string {
+	t.Helper()
+	launcher.once.Do(func() { launcher.path, launcher.err = buildLauncher() })
+	if launcher.err != nil {
+		t.Fatalf("build the chdb launcher: %v", launcher.err)
+	}
+	return []string{launcher.path}
+}
+
+var launcher struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildLauncher builds chdb-server in the pkg module (wherever the test
+// runs, so the build sees pkg's go.mod) into a directory of its own, then
+// renames it to a name shared by every test process: each has a finished
+// binary there, whichever rename came last.
+func buildLauncher() (string, error) {
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("no source path of warehousetest")
+	}
+	module := filepath.Join(filepath.Dir(self), "..", "..") // pkg/warehouse/warehousetest → pkg
+	shared := filepath.Join(os.TempDir(), fmt.Sprintf("verdict-chdb-server-%d", os.Getuid()))
+	if err := os.MkdirAll(shared, 0o700); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(shared, "build-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	out := filepath.Join(tmp, "chdb-server")
+	cmd := exec.Command("go", "build", "-o", out, "./warehouse/chdb/cmd/chdb-server")
+	cmd.Dir = module
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, b)
+	}
+	path := filepath.Join(shared, "chdb-server")
+	if err := os.Rename(out, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// Start starts a private server of engine e, opens a Warehouse on it with
+// database "verdict" migrated, and registers their cleanup. It returns the
+// Warehouse and the server's native address.
+func Start(t testing.TB, e warehouse.Engine) (*warehouse.Warehouse, string) {
+	t.Helper()
+	s := StartServer(t, e)
 	return s.Open(t, warehouse.DefaultDatabase), s.Addr
 }
 
@@ -32,22 +177,27 @@ func Start(t testing.TB) (*warehouse.Warehouse, string) {
 type Server struct {
 	Addr    string // native protocol, 127.0.0.1:port
 	DataDir string // the LocalConfig.DataDir
+	Engine  warehouse.Engine
 
-	mu      sync.Mutex
-	local   *warehouse.Local // nil while stopped
-	cluster *warehouse.LocalCluster
+	chdbCommand []string
+	mu          sync.Mutex
+	local       *warehouse.Local // nil while stopped
+	cluster     *warehouse.LocalCluster
 }
 
-// StartServer starts a private server and registers its Stop.
-func StartServer(t testing.TB) *Server {
+// StartServer starts a private server of engine e and registers its Stop.
+func StartServer(t testing.TB, e warehouse.Engine) *Server {
 	t.Helper()
-	s := &Server{DataDir: t.TempDir()}
+	s := &Server{DataDir: t.TempDir(), Engine: e}
+	if e == warehouse.ChDB {
+		s.chdbCommand = ChDBCommand(t)
+	}
 	var err error
 	// A free port can be taken between choosing it and the server binding
 	// it; choose again then.
 	for range 3 {
 		s.Addr = freeAddr(t)
-		if err = s.Start(context.Background()); err == nil || errors.Is(err, warehouse.ErrNoServerBinary) ||
+		if err = s.Start(context.Background()); err == nil || errors.Is(err, warehouse.ErrNoServerBinary) || errors.Is(err, warehouse.ErrNoChDBLib) ||
 			!strings.Contains(err.Error(), "ddress already in use") {
 			break
 		}
@@ -75,10 +225,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return nil
 	}
 	l, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{
-		Addr:    s.Addr,
-		DataDir: s.DataDir,
-		Cluster: s.cluster,
-		Logger:  slog.New(slog.DiscardHandler),
+		Engine:      s.Engine,
+		ChDBCommand: s.chdbCommand,
+		Addr:        s.Addr,
+		DataDir:     s.DataDir,
+		Cluster:     s.cluster,
+		Logger:      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		return err
@@ -150,6 +302,8 @@ func (c *Cluster) Addr() string { return c.Shards[0][0] }
 // StartCluster starts a ZooKeeper and shards × replicas servers as one
 // cluster, each server's data in its own t.TempDir(), and registers their
 // stops. It fails the test when ZooKeeper or ClickHouse is not installed.
+// Its servers are clickhouse-server (Debian's 18.16): chDB has no ON
+// CLUSTER, so cluster tests run on that engine only.
 func StartCluster(t testing.TB, shards, replicas int) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -169,7 +323,7 @@ func StartCluster(t testing.TB, shards, replicas int) *Cluster {
 	}
 	for si, rs := range c.Shards {
 		for ri, addr := range rs {
-			s := &Server{Addr: addr, DataDir: t.TempDir(), cluster: &warehouse.LocalCluster{
+			s := &Server{Addr: addr, DataDir: t.TempDir(), Engine: warehouse.Server, cluster: &warehouse.LocalCluster{
 				Name: c.Name, Shards: c.Shards, ZooKeeper: []string{c.ZooKeeper},
 				Shard: fmt.Sprint(si + 1), Replica: fmt.Sprint(ri + 1),
 			}}

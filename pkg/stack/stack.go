@@ -83,6 +83,9 @@ func Run(ctx context.Context, cfg Config) error {
 		defer ns.Shutdown()
 	}
 
+	reg := web.NewRegistry()
+	var local *localClickHouse // nil when the ClickHouse is someone else's
+
 	// Over TLS or on a cluster the servers are someone else's: the local
 	// one has no certificate and is no cluster, and a plain ping of a TLS
 	// port finds nobody.
@@ -95,17 +98,12 @@ func Run(ctx context.Context, cfg Config) error {
 		lc := cfg.LocalClickHouse
 		lc.Addr, lc.DataDir, lc.Logger = cfg.ClickHouse.Addr, filepath.Join(cfg.DataDir, "clickhouse"), log
 		lc.User, lc.Password = cfg.ClickHouse.Username, cfg.ClickHouse.Password
-		local, err := warehouse.StartLocal(ctx, lc)
+		first, err := warehouse.StartLocal(ctx, lc)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := local.Stop(stopCtx); err != nil {
-				log.Warn("stop clickhouse", "err", err)
-			}
-		}()
+		local = newLocalClickHouse(lc, first, log, reg)
+		defer local.stop()
 	}
 
 	// Declare the streams once, before the services start together: each
@@ -122,7 +120,6 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer wh.Close()
 
-	reg := web.NewRegistry()
 	checks := &web.Checks{}
 	mux := web.NewMux(reg, checks)
 	rules.Handle(mux, wh, log)
@@ -161,6 +158,9 @@ func Run(ctx context.Context, cfg Config) error {
 	nc.Logger, nc.Registerer, nc.Checks = log, reg, checks
 
 	g, gctx := errgroup.WithContext(ctx)
+	if local != nil {
+		g.Go(func() error { return local.keep(gctx) })
+	}
 	g.Go(func() error { return ingest.Run(gctx, ic) })
 	g.Go(func() error { return rules.Run(gctx, rc) })
 	g.Go(func() error { return notifier.Run(gctx, nc) })

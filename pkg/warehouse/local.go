@@ -1,6 +1,7 @@
 package warehouse
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -279,16 +280,50 @@ func signalGroup(pid int, sig syscall.Signal) {
 	}
 }
 
+// LogTail returns the end of the server's error log and of its console
+// output: where a failed start, or a crash, says why.
+func (l *Local) LogTail() string { return l.logTail() }
+
 // logTail returns the end of the server's error log and of its console
 // output, where a failed start says why.
 func (l *Local) logTail() string {
 	var b strings.Builder
-	for _, name := range []string{"clickhouse-server.err.log", "stderr.log"} { // ChDB writes its errors to stderr
+	names := []string{"clickhouse-server.err.log", "stderr.log"}
+	if l.engine == ChDB { // no error log of its own: the fatal lines are in its log
+		names = []string{"clickhouse-server.log", "stderr.log"}
+	}
+	for _, name := range names {
 		if tail := tailFile(filepath.Join(l.LogDir(), name), 20); tail != "" {
 			fmt.Fprintf(&b, "--- %s\n%s", name, tail)
 		}
 	}
+	if l.engine == ChDB {
+		// A crash's reason is at the head of its Fatal lines, which a
+		// long stack trace pushes out of the tail.
+		if fatal := grepFile(filepath.Join(l.LogDir(), "clickhouse-server.log"), "<Fatal>", 8); fatal != "" {
+			fmt.Fprintf(&b, "--- the first fatal lines\n%s", fatal)
+		}
+	}
 	return b.String()
+}
+
+// grepFile returns the first n lines of name that contain s.
+func grepFile(name, s string, n int) string {
+	f, err := os.Open(name)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var out strings.Builder
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() && n > 0 {
+		if strings.Contains(sc.Text(), s) {
+			out.WriteString(sc.Text() + "\n")
+			n--
+		}
+	}
+	return out.String()
 }
 
 func tailFile(name string, lines int) string {

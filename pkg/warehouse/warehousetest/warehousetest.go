@@ -42,8 +42,10 @@ func BenchEngine() warehouse.Engine {
 	return warehouse.ChDB
 }
 
-// Run runs test once per engine, as subtests named after each engine's
-// version (clickhouse-18.16, clickhouse-26.7).
+// Run runs test once per engine, as parallel subtests named after each
+// engine's version (clickhouse-18.16, clickhouse-26.7). Each has servers,
+// ports and data of its own, and most of a test's time is waiting (for a
+// server, a readout, a hold), so the two overlap.
 func Run(t *testing.T, test func(t *testing.T, e warehouse.Engine)) {
 	t.Helper()
 	for _, e := range Engines() {
@@ -51,6 +53,7 @@ func Run(t *testing.T, test func(t *testing.T, e warehouse.Engine)) {
 			if only := os.Getenv("VERDICT_TEST_CLICKHOUSE"); only != "" && only != string(e) {
 				t.Skipf("VERDICT_TEST_CLICKHOUSE=%s: only that engine runs", only)
 			}
+			t.Parallel()
 			test(t, e)
 		})
 	}
@@ -58,14 +61,21 @@ func Run(t *testing.T, test func(t *testing.T, e warehouse.Engine)) {
 
 // RunServerOnly is Run for a test of what only clickhouse-server does (TLS,
 // users and passwords, ON CLUSTER): chDB's subtest skips, saying why.
+// Only one subtest runs, so neither is parallel (such a test may use
+// t.Setenv).
 func RunServerOnly(t *testing.T, why string, test func(t *testing.T, e warehouse.Engine)) {
 	t.Helper()
-	Run(t, func(t *testing.T, e warehouse.Engine) {
-		if e != warehouse.Server {
-			t.Skipf("clickhouse-server only: ClickHouse 26 from chDB %s", why)
-		}
-		test(t, e)
-	})
+	for _, e := range Engines() {
+		t.Run(Name(e), func(t *testing.T) {
+			if e != warehouse.Server {
+				t.Skipf("clickhouse-server only: ClickHouse 26 from chDB %s", why)
+			}
+			if only := os.Getenv("VERDICT_TEST_CLICKHOUSE"); only != "" && only != string(e) {
+				t.Skipf("VERDICT_TEST_CLICKHOUSE=%s: only that engine runs", only)
+			}
+			test(t, e)
+		})
+	}
 }
 
 // Name is e's subtest name, clickhouse-<major.minor> when the version can
@@ -206,6 +216,9 @@ func StartServer(t testing.TB, e warehouse.Engine) *Server {
 		t.Fatalf("start local clickhouse: %v", err)
 	}
 	t.Cleanup(func() {
+		if l := s.Local(); t.Failed() && l != nil {
+			t.Logf("the end of %s's log (%s):\n%s", s.Engine, l.LogDir(), l.LogTail())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.Stop(ctx); err != nil {
@@ -237,6 +250,29 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.local = l
 	return nil
+}
+
+// Revive starts the server again, on the same address and data, if its
+// process has ended without Stop, and says whether it had. chDB 26.7.3's
+// server ends its process when a client vanishes in the middle of an insert
+// (an uncaught NETWORK_ERROR) or fails to log in, and `verdict up` starts
+// it again; a test that kills a client mid-insert does the same.
+func (s *Server) Revive(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	l := s.local
+	s.mu.Unlock()
+	if l == nil {
+		return false, nil
+	}
+	select {
+	case <-l.Done():
+	default:
+		return false, nil
+	}
+	if err := s.Stop(ctx); err != nil {
+		return true, err
+	}
+	return true, s.Start(ctx)
 }
 
 // Stop stops the server (SIGTERM, SIGKILL when ctx ends first), keeping its

@@ -152,7 +152,10 @@ func readoutWorld(seed uint64) (batches [][]event.Event, all []event.Event) {
 	exposure("edge-tie", "edge-x9b", first, "web")
 	exposure("edge-tie", "edge-x9a", first, "android")
 
-	all = evs
+	// A copy: the shuffle below must not reach it through a shared array
+	// (with room to spare, the appends write into the array evs and all
+	// share, and the shuffle then moves copies into all).
+	all = slices.Clone(evs)
 	// Copies: some in the same batch, some in a later one.
 	var dups []event.Event
 	for _, e := range evs {

@@ -55,6 +55,12 @@ type Event struct {
 
 	Name  string  // track: "event"
 	Value float64 // track: "value", default 1
+
+	// Seq is the sequence number in VERDICT_EVENTS of the message the
+	// event came in, set by ingest (0 otherwise). It is no field of the
+	// JSON: it says where the event arrived, so that a readout can read
+	// only what arrived since the last one.
+	Seq uint64
 }
 
 // ErrInvalid is wrapped by every error that means the event itself is bad:

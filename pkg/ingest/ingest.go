@@ -276,6 +276,9 @@ func (in *Ingester) decode(b *batch, msg jetstream.Msg, now time.Time) {
 	var bad *event.Error
 	switch {
 	case err == nil:
+		if md, err := msg.Metadata(); err == nil {
+			ev.Seq = md.Sequence.Stream
+		}
 		b.events = append(b.events, ev)
 	case errors.As(err, &bad):
 		b.dead = append(b.dead, deadLetter{msg: msg, reason: bad.Reason, detail: bad.Error()})

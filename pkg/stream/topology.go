@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,12 +38,37 @@ type Limits struct {
 	DLQMaxBytes      int64         // default 1 GiB
 	ReadoutsMaxAge   time.Duration // default 90 days
 	ReadoutsMaxBytes int64         // default 2 GiB
-	Duplicates       time.Duration // dedup window on Nats-Msg-Id, default 10 minutes
+	Duplicates       time.Duration // dedup window on Nats-Msg-Id of VERDICT_DLQ and VERDICT_READOUTS, default 10 minutes
+	// EventsDuplicates is VERDICT_EVENTS's dedup window on Nats-Msg-Id
+	// (VERDICT_NATS_DUPLICATE_WINDOW): 0 keeps what the stream has, and
+	// creates it with DefaultEventsDuplicates. nats-server keeps every
+	// message id of the window in memory, about 140 bytes each: 10 s at
+	// 25,000 events/s is 35 MiB, 10 min was 2 GiB. Copies outside the
+	// window cost a row that ClickHouse and the readouts deduplicate.
+	EventsDuplicates time.Duration
 	// Replicas of every stream and KV bucket (VERDICT_NATS_REPLICAS): 0
 	// creates them with the server's default (1) and keeps the replicas an
 	// existing one has; n > 0 creates them with n and scales existing ones
 	// to n.
 	Replicas int
+}
+
+// DefaultEventsDuplicates is VERDICT_EVENTS's dedup window unless
+// VERDICT_NATS_DUPLICATE_WINDOW says otherwise: long enough for a client's
+// retries of a publish, short enough that the ids it keeps stay small.
+const DefaultEventsDuplicates = 10 * time.Second
+
+// ParseDuplicateWindow reads VERDICT_NATS_DUPLICATE_WINDOW: empty is
+// DefaultEventsDuplicates, else a duration from 100ms to 1h.
+func ParseDuplicateWindow(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultEventsDuplicates, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 100*time.Millisecond || d > time.Hour {
+		return 0, fmt.Errorf("VERDICT_NATS_DUPLICATE_WINDOW %q: want a duration from 100ms to 1h, such as 10s", s)
+	}
+	return d, nil
 }
 
 // WithReplicas returns l with Replicas n.
@@ -124,6 +150,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, l Limits) error 
 			if cfg.Replicas == 0 {
 				cfg.Replicas = have.Replicas
 			}
+			if cfg.Name == EventsStream && l.EventsDuplicates == 0 {
+				cfg.Duplicates = have.Duplicates
+			}
 			// Update only what differs: services start together under
 			// `verdict up`, and a stream update racing another service's
 			// consumer creation trips a data race inside nats-server 2.15.
@@ -154,7 +183,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      l.EventsMaxAge,
 			MaxBytes:    l.EventsMaxBytes,
-			Duplicates:  l.Duplicates,
+			Duplicates:  cmp.Or(l.EventsDuplicates, DefaultEventsDuplicates),
 			Replicas:    l.Replicas,
 		},
 		{
@@ -278,4 +307,25 @@ func IngestBacklog(ctx context.Context, js jetstream.JetStream, consumer string,
 	}
 	b.Lag = max(0, now.Sub(m.Time))
 	return b, nil
+}
+
+// IngestFloor returns the acknowledgement floor of the ingest consumer on
+// VERDICT_EVENTS: the stream sequence at or below which every message is
+// acknowledged. Ingest acknowledges a message only once its row is in
+// ClickHouse (or dead-lettered), so every row that arrived with a seq at or
+// below the floor can be read. Without the consumer (ingest has not started
+// yet) nothing is in: 0.
+func IngestFloor(ctx context.Context, js jetstream.JetStream, consumer string) (uint64, error) {
+	c, err := js.Consumer(ctx, EventsStream, consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s on %s: %w", consumer, EventsStream, err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s info: %w", consumer, err)
+	}
+	return info.AckFloor.Stream, nil
 }

@@ -119,3 +119,108 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsDuplicateWindow: VERDICT_EVENTS is created with the default
+// window (10 s), a service with VERDICT_NATS_DUPLICATE_WINDOW sets its own,
+// and a service without it (EventsDuplicates 0) keeps what the stream has
+// rather than fight over it.
+func TestEventsDuplicateWindow(t *testing.T) {
+	s := streamtest.Run(t)
+	_, js := streamtest.Connect(t, s)
+	ctx := context.Background()
+	window := func() time.Duration {
+		t.Helper()
+		st, err := js.Stream(ctx, stream.EventsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config.Duplicates
+	}
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	if got := window(); got != stream.DefaultEventsDuplicates {
+		t.Errorf("created with window %v, want %v", got, stream.DefaultEventsDuplicates)
+	}
+	set := stream.DefaultLimits
+	set.EventsDuplicates = 2 * time.Minute
+	if err := stream.EnsureStreams(ctx, js, set); err != nil {
+		t.Fatal(err)
+	}
+	if got := window(); got != 2*time.Minute {
+		t.Errorf("window after setting 2m = %v", got)
+	}
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	if got := window(); got != 2*time.Minute {
+		t.Errorf("window after a start without the setting = %v, want the 2m it had", got)
+	}
+	for _, bad := range []string{"0s", "50ms", "2h", "soon"} {
+		if _, err := stream.ParseDuplicateWindow(bad); err == nil {
+			t.Errorf("ParseDuplicateWindow(%q) = nil error", bad)
+		}
+	}
+	if d, err := stream.ParseDuplicateWindow(""); err != nil || d != stream.DefaultEventsDuplicates {
+		t.Errorf("ParseDuplicateWindow(\"\") = %v, %v; want the default", d, err)
+	}
+}
+
+// TestIngestFloor: nothing is in before ingest's consumer exists; then the
+// floor is the last message acknowledged with all before it.
+func TestIngestFloor(t *testing.T) {
+	s := streamtest.Run(t)
+	_, js := streamtest.Connect(t, s)
+	ctx := context.Background()
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	floor := func() uint64 {
+		t.Helper()
+		f, err := stream.IngestFloor(ctx, js, "ingest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx, "verdict.events.track", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := floor(); f != 0 {
+		t.Errorf("floor without a consumer = %d, want 0", f)
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, stream.EventsStream, jetstream.ConsumerConfig{Durable: "ingest", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := c.Fetch(5, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []jetstream.Msg
+	for m := range msgs.Messages() {
+		got = append(got, m)
+	}
+	if len(got) != 5 {
+		t.Fatalf("fetched %d, want 5", len(got))
+	}
+	// Acked: 1, 2 and 4. The floor stops below 3.
+	for _, i := range []int{0, 1, 3} {
+		if err := got[i].DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := floor(); f != 2 {
+		t.Errorf("floor with 1, 2 and 4 acknowledged = %d, want 2", f)
+	}
+	for _, i := range []int{2, 4} {
+		if err := got[i].DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := floor(); f != 5 {
+		t.Errorf("floor with all acknowledged = %d, want 5", f)
+	}
+}

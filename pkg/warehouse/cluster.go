@@ -53,16 +53,50 @@ var columnComment = regexp.MustCompile(` COMMENT '(?:[^'\\]|\\.)*'`)
 
 var createTable = regexp.MustCompile(`^CREATE TABLE IF NOT EXISTS \{db:Identifier\}\.([a-z_]+)\s*\(`)
 
+// clusterStmt is a statement of a migration as it runs on a cluster: ON
+// CLUSTER (in its text), or on the nodes themselves.
+type clusterStmt struct {
+	sql string
+	on  nodes
+}
+
+// nodes says where a clusterStmt runs without ON CLUSTER.
+type nodes int
+
+const (
+	onCluster    nodes = iota // through the node Migrate talks to, ON CLUSTER
+	onEveryNode               // on every replica of every shard
+	onEveryShard              // on one replica of each shard: a Replicated table passes it on
+)
+
 // clusterStatements rewrites one migration's statements for cluster:
 // each CREATE TABLE becomes its _local table and the Distributed table
-// over it, both ON CLUSTER. Any other statement is refused: it has not been
-// written for a cluster yet.
-func clusterStatements(stmts []string, db, cluster string, replicated bool) ([]string, error) {
-	var out []string
+// over it, both ON CLUSTER; each ALTER TABLE ... ADD COLUMN alters both on
+// the nodes themselves (18.16 refuses ALTER ON CLUSTER of a table that is
+// not replicated in a cluster whose shards use internal_replication, and a
+// Distributed table is never replicated): the _local table on every node,
+// or once per shard when it is Replicated; the Distributed one on every
+// node. Any other statement is refused: it has not been written for a
+// cluster yet.
+func clusterStatements(stmts []string, db, cluster string, replicated bool) ([]clusterStmt, error) {
+	var out []clusterStmt
 	for _, stmt := range stmts {
+		if a := addColumn.FindStringSubmatch(stmt); a != nil {
+			table := a[1]
+			if _, ok := shardKeys[table]; !ok {
+				return nil, fmt.Errorf("table %s has no sharding key for a cluster (warehouse.shardKeys)", table)
+			}
+			rest := stmt[len(fmt.Sprintf("ALTER TABLE %s.%s", dbPlaceholder, table)):]
+			local := clusterStmt{fmt.Sprintf("ALTER TABLE %s.%s%s%s", dbPlaceholder, table, LocalSuffix, rest), onEveryNode}
+			if replicated { // as for CREATE TABLE: no column comments on 18.16's Replicated tables
+				local = clusterStmt{columnComment.ReplaceAllString(local.sql, ""), onEveryShard}
+			}
+			out = append(out, local, clusterStmt{fmt.Sprintf("ALTER TABLE %s.%s%s", dbPlaceholder, table, columnComment.ReplaceAllString(rest, "")), onEveryNode})
+			continue
+		}
 		m := createTable.FindStringSubmatch(stmt)
 		if m == nil {
-			return nil, fmt.Errorf("statement %.40q…: only CREATE TABLE IF NOT EXISTS runs on a cluster", stmt)
+			return nil, fmt.Errorf("statement %.40q…: only CREATE TABLE IF NOT EXISTS and ALTER TABLE ... ADD COLUMN run on a cluster", stmt)
 		}
 		table := m[1]
 		key, ok := shardKeys[table]
@@ -82,10 +116,36 @@ func clusterStatements(stmts []string, db, cluster string, replicated bool) ([]s
 			// migration files.
 			local = columnComment.ReplaceAllString(local, "")
 		}
-		out = append(out, local, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s AS %s.%s%s\nENGINE = Distributed(%s, %s, %s%s, %s)",
-			dbPlaceholder, table, cluster, dbPlaceholder, table, LocalSuffix, cluster, db, table, LocalSuffix, key))
+		out = append(out, clusterStmt{sql: local}, clusterStmt{sql: fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s.%s ON CLUSTER %s AS %s.%s%s\nENGINE = Distributed(%s, %s, %s%s, %s)",
+			dbPlaceholder, table, cluster, dbPlaceholder, table, LocalSuffix, cluster, db, table, LocalSuffix, key)})
 	}
 	return out, nil
+}
+
+// execOn runs sql on the nodes of the cluster on says.
+func (w *Warehouse) execOn(ctx context.Context, on nodes, sql string) error {
+	for _, sh := range w.shards {
+		if on == onEveryShard {
+			if err := sh.conn.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("shard %d: %w", sh.num, err)
+			}
+			continue
+		}
+		for _, addr := range sh.addrs {
+			o := w.opts
+			o.Addr = []string{addr}
+			conn, err := clickhouse.Open(&o)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", addr, err)
+			}
+			err = conn.Exec(ctx, sql)
+			conn.Close()
+			if err != nil {
+				return fmt.Errorf("node %s: %w", addr, err)
+			}
+		}
+	}
+	return nil
 }
 
 // shard is one shard of the cluster: a pool over its replicas.

@@ -25,8 +25,8 @@ type statements struct {
 // description for a bare INSERT INTO t, and PrepareBatch then refuses every
 // Append ("expected 0 arguments"). inserted_at is left to its DEFAULT.
 const (
-	insertExposures = `INSERT INTO {db:Identifier}.exposures (event_id, ts, ts_ms, unit_id, experiment, variant, attr_keys, attr_values)`
-	insertEvents    = `INSERT INTO {db:Identifier}.events (event_id, ts, ts_ms, unit_id, event, value, attr_keys, attr_values)`
+	insertExposures = `INSERT INTO {db:Identifier}.exposures (event_id, ts, ts_ms, unit_id, experiment, variant, attr_keys, attr_values, seq)`
+	insertEvents    = `INSERT INTO {db:Identifier}.events (event_id, ts, ts_ms, unit_id, event, value, attr_keys, attr_values, seq)`
 )
 
 func newStatements(db string) statements {
@@ -63,14 +63,14 @@ func (w *Warehouse) Insert(ctx context.Context, evs []event.Event) (Counts, erro
 	var n Counts
 	if x := &cols.exposures; len(x.id) > 0 {
 		if err := w.send(ctx, w.sql.insertExposures, TableExposures, len(x.id),
-			x.id, x.ts, x.tsMS, x.unit, x.experiment, x.variant, x.attrKeys, x.attrValues); err != nil {
+			x.id, x.ts, x.tsMS, x.unit, x.experiment, x.variant, x.attrKeys, x.attrValues, x.seq); err != nil {
 			return n, err
 		}
 		n.Exposures = len(x.id)
 	}
 	if t := &cols.tracks; len(t.id) > 0 {
 		if err := w.send(ctx, w.sql.insertEvents, TableEvents, len(t.id),
-			t.id, t.ts, t.tsMS, t.unit, t.name, t.value, t.attrKeys, t.attrValues); err != nil {
+			t.id, t.ts, t.tsMS, t.unit, t.name, t.value, t.attrKeys, t.attrValues, t.seq); err != nil {
 			return n, err
 		}
 		n.Events = len(t.id)
@@ -124,6 +124,7 @@ type common struct {
 	ts                   []time.Time
 	tsMS                 []uint16
 	attrKeys, attrValues [][]string
+	seq                  []uint64
 }
 
 var columnsPool = sync.Pool{New: func() any { return new(columns) }}
@@ -137,7 +138,7 @@ func (c *columns) reset() {
 }
 
 func (c *common) reset() {
-	c.id, c.unit, c.ts, c.tsMS = c.id[:0], c.unit[:0], c.ts[:0], c.tsMS[:0]
+	c.id, c.unit, c.ts, c.tsMS, c.seq = c.id[:0], c.unit[:0], c.ts[:0], c.tsMS[:0], c.seq[:0]
 	// Clear the references so a pooled slice does not pin old events.
 	clear(c.attrKeys[:cap(c.attrKeys)])
 	clear(c.attrValues[:cap(c.attrValues)])
@@ -149,6 +150,7 @@ func (c *common) add(e *event.Event) {
 	c.unit = append(c.unit, e.Unit)
 	c.ts = append(c.ts, e.TS)
 	c.tsMS = append(c.tsMS, uint16(e.TS.Nanosecond()/int(time.Millisecond)))
+	c.seq = append(c.seq, e.Seq)
 	keys, values := e.AttrKeys, e.AttrValues
 	// Empty arrays, never nil ones: clickhouse-go writes both as [], but
 	// being explicit costs nothing.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,7 +56,7 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) error {
 	if err != nil {
 		return err
 	}
-	return migrate(ctx, conn, db, "", false, ms)
+	return migrate(ctx, conn, db, "", false, ms, nil)
 }
 
 // migrate applies ms to db, on a single server or, when cluster is set, ON
@@ -63,7 +64,10 @@ func Migrate(ctx context.Context, conn driver.Conn, db string) error {
 // node, each table as its _local table and a Distributed one. Every node
 // records its own applied versions, so a service that talks to another node
 // applies them again, which IF NOT EXISTS makes harmless.
-func migrate(ctx context.Context, conn driver.Conn, db, cluster string, replicated bool, ms []Migration) error {
+//
+// execOn runs a statement on a cluster's nodes themselves (see
+// clusterStatements); nil on a single server.
+func migrate(ctx context.Context, conn driver.Conn, db, cluster string, replicated bool, ms []Migration, execOn func(context.Context, nodes, string) error) error {
 	if err := checkDatabase(db); err != nil {
 		return err
 	}
@@ -87,15 +91,25 @@ func migrate(ctx context.Context, conn driver.Conn, db, cluster string, replicat
 		if applied[m.Version] {
 			continue
 		}
-		stmts := m.Statements
+		var stmts []clusterStmt
+		for _, sql := range m.Statements {
+			stmts = append(stmts, clusterStmt{sql: sql})
+		}
 		if cluster != "" {
 			var err error
-			if stmts, err = clusterStatements(stmts, db, cluster, replicated); err != nil {
+			if stmts, err = clusterStatements(m.Statements, db, cluster, replicated); err != nil {
 				return fmt.Errorf("migration %s on cluster %s: %w", m.Name, cluster, err)
 			}
 		}
 		for i, stmt := range stmts {
-			if err := conn.Exec(ctx, withDatabase(stmt, db)); err != nil {
+			sql := withDatabase(stmt.sql, db)
+			var err error
+			if stmt.on == onCluster {
+				err = conn.Exec(ctx, sql)
+			} else {
+				err = execOn(ctx, stmt.on, sql)
+			}
+			if err != nil && !columnExists(stmt.sql, err) {
 				return fmt.Errorf("migration %s, statement %d: %w", m.Name, i+1, err)
 			}
 		}
@@ -124,6 +138,19 @@ func appliedVersions(ctx context.Context, conn driver.Conn, db string) (map[uint
 		return nil, fmt.Errorf("read applied migrations: %w", err)
 	}
 	return applied, nil
+}
+
+// addColumn matches a migration's ALTER TABLE ... ADD COLUMN statement, on
+// one server or on a cluster.
+var addColumn = regexp.MustCompile(`^ALTER TABLE \{db:Identifier\}\.([a-z_]+)( ON CLUSTER [A-Za-z0-9_]+)? ADD COLUMN ([a-z_]+) `)
+
+// columnExists reports whether err is ClickHouse refusing stmt, an ADD
+// COLUMN, because the column is there already: 18.16 has no ADD COLUMN IF
+// NOT EXISTS, so a migration that ran but was not recorded (two services
+// migrating at once, a crash in between) meets its own column when it runs
+// again. On a cluster the refusal comes back as one host's error text.
+func columnExists(stmt string, err error) bool {
+	return addColumn.MatchString(stmt) && strings.Contains(err.Error(), "already exists")
 }
 
 // withDatabase puts the (checked) database name in place of the placeholder.

@@ -105,7 +105,18 @@ var ErrBadDefinition = errors.New("bad experiment or metric definition")
 //
 // It runs one query, or two when a metric has a cap (the caps first).
 func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (ExperimentStats, error) {
-	q, err := newReadoutQuery(w.db, exp, metrics, asOf)
+	return w.experimentStats(ctx, exp, metrics, asOf, everything)
+}
+
+// ExperimentStatsThrough is ExperimentStats over the rows that arrived
+// with seq <= seq only (see schemas/clickhouse/0003_seq.sql): what a
+// readout as of that acknowledgement floor counts.
+func (w *Warehouse) ExperimentStatsThrough(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time, seq uint64) (ExperimentStats, error) {
+	return w.experimentStats(ctx, exp, metrics, asOf, cut{seq: seq})
+}
+
+func (w *Warehouse) experimentStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time, c cut) (ExperimentStats, error) {
+	q, err := newReadoutQuery(w.db, exp, metrics, asOf, c)
 	if err != nil {
 		return ExperimentStats{}, fmt.Errorf("readout of experiment %s: %w", exp.Key, err)
 	}
@@ -206,10 +217,14 @@ func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, 
 // and a per-unit state cannot honour the [Start, min(End, asOf)] range of a
 // readout.
 const (
-	// exposuresWhere selects the exposures in the analysis range.
+	// exposuresWhere selects the exposures in the analysis range that
+	// arrived by the cut-off (seq; every row when it is the largest
+	// UInt64), of the units asked for ({units}: every unit, or those of
+	// @units).
 	exposuresWhere = `experiment = @experiment
                 AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@end_s)
-                AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms`
+                AND toUInt64(ts) * 1000 + ts_ms >= @start_ms AND toUInt64(ts) * 1000 + ts_ms <= @end_ms
+                AND seq <= @max_seq{units}`
 
 	// unitsSQL is one row per unit exposed in the analysis range: its first
 	// exposure, whether it saw one variant (min = max), and the segment
@@ -243,13 +258,13 @@ const (
 	// and event_offsets are parallel arrays.
 	unitEventsSQL = `SELECT
             unit_key,
-            last_event_ms,
+            last_event_ms,{counted}
             {event_columns}
         FROM
         (
             SELECT
                 unit_key,
-                maxIf(track_ms, track_ms >= first_ms) AS last_event_ms,
+                maxIf(track_ms, track_ms >= first_ms) AS last_event_ms,{counted_events}
                 arrayEnumerateUniq(groupArray(event_hash)) AS copy_number,
                 groupArray(event_index) AS event_numbers,
                 groupArray(value) AS event_values,
@@ -265,6 +280,7 @@ const (
                 FROM {db:Identifier}.events
                 WHERE event IN @event_set
                     AND ts >= toDateTime(@scan_start_s) AND ts <= toDateTime(@events_end_s)
+                    AND seq <= @max_seq{units}
             ) AS track
             ALL INNER JOIN
             (
@@ -300,6 +316,31 @@ const (
     (
         ` + unitEventsSQL + `
     ) AS unit_events USING unit_key`
+
+	// unitRowsSQL is perUnitSQL before the metrics: per exposed unit its
+	// first exposure, variants, segment values, the count and sum of each
+	// event inside its window and of each (event, lookback) in its CUPED
+	// lookback, and the event hashes it counted. pkg/tally keeps these
+	// between looks.
+	unitRowsSQL = `SELECT
+        unit_key,
+        first_ms, last_exposure_ms, last_event_ms,
+        min_variant, max_variant,
+        {unit_segment_values} AS unit_segments,
+        {counts} AS counts,
+        {sums} AS sums,
+        {pre_counts} AS pre_counts,
+        {pre_sums} AS pre_sums,
+        counted
+    FROM
+    (
+        ` + unitsSQL + `
+    ) AS units
+    ALL LEFT JOIN
+    (
+        ` + unitEventsSQL + `
+    ) AS unit_events USING unit_key
+    SETTINGS join_use_nulls = 0`
 
 	// capsSQL is the cap of each capped metric: a quantile over the
 	// included units, arms pooled.
@@ -389,9 +430,43 @@ type readoutQuery struct {
 	capped                  []int // indexes into metrics of the capped metrics, in the order of caps' columns
 
 	fillRaw func(sql string) string // fills sql's fragments with uncapped values
+
+	// The per-unit rows (unitRowsSQL) and what their arrays hold.
+	unitRows, shardUnitRows string
+	layout                  Layout
 }
 
-func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, asOf time.Time) (*readoutQuery, error) {
+// Layout says what the arrays of a UnitRow hold: the window count and sum
+// of each of Events, in order, and the lookback count and sum of each of
+// Pres.
+type Layout struct {
+	Events []string
+	Pres   []Pre
+}
+
+// Pre is an event summed over a CUPED lookback before the first exposure.
+type Pre struct {
+	Event    string
+	Lookback time.Duration
+}
+
+// cut says which rows a query reads: those that arrived with seq <= seq,
+// of every unit, or of units only when units is not nil. firstMS, when not
+// 0, is at or before the first exposure of every unit of units: no event
+// before it less the longest lookback is read.
+type cut struct {
+	seq     uint64
+	units   []uint64
+	firstMS int64
+}
+
+// unitsTable is the external table of a cut's units: one UInt64 column.
+const unitsTable = "verdict_units"
+
+// everything is the cut of every row.
+var everything = cut{seq: math.MaxUint64}
+
+func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, asOf time.Time, c cut) (*readoutQuery, error) {
 	window := time.Duration(exp.AttributionWindow)
 	if window <= 0 {
 		return nil, fmt.Errorf("%w: attribution window %v is not positive", ErrBadDefinition, window)
@@ -427,6 +502,7 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		event    string
 		lookback int64 // ms
 	}
+
 	var pres []preKey
 	preNumber := func(event string, lookback int64) int {
 		k := preKey{event, lookback}
@@ -522,6 +598,11 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		xs, pxs = append(xs, x), append(pxs, px)
 	}
 
+	q.layout.Events = slices.Clone(events)
+	for _, p := range pres {
+		q.layout.Pres = append(q.layout.Pres, Pre{p.event, time.Duration(p.lookback) * time.Millisecond})
+	}
+
 	// count_N and sum_N over the first copies (copy_number 1) of the
 	// unit's counted events numbered N (offset ≥ 0: from the first
 	// exposure on); pre_count_K and pre_sum_K over those in the Kth's
@@ -547,12 +628,14 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	// array of them, '' first for the overall "dimension".
 	var segments, segmentColumns strings.Builder
 	unitSegments := []string{"''"}
+	var segmentValues []string
 	dimensions := []string{""}
 	for i, d := range exp.Segments {
 		n := i + 1
 		fmt.Fprintf(&segments, ",\n                attr_values[indexOf(attr_keys, @dimension_%d)] AS segment_%d", n, n)
 		fmt.Fprintf(&segmentColumns, ",\n            argMin(segment_%d, exposure_order) AS unit_segment_%d", n, n)
 		unitSegments = append(unitSegments, fmt.Sprintf("unit_segment_%d", n))
+		segmentValues = append(segmentValues, fmt.Sprintf("unit_segment_%d", n))
 		dimensions = append(dimensions, d)
 	}
 	variants := make([]any, len(exp.Variants))
@@ -566,7 +649,7 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	q.params = map[string]any{
 		"experiment":   exp.Key,
 		"start_s":      startMS / 1000,
-		"scan_start_s": max(startMS-maxLookback, 0) / 1000,
+		"scan_start_s": max(startMS-maxLookback, c.firstMS-maxLookback, 0) / 1000,
 		"lookback_ms":  maxLookback,
 		"end_s":        endMS / 1000,
 		"start_ms":     startMS,
@@ -578,6 +661,13 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		"event_set":    clickhouse.GroupSet{Value: eventSet},
 		"variants":     clickhouse.GroupSet{Value: variants},
 		"dimensions":   dimensions,
+		"max_seq":      c.seq,
+	}
+	unitFilter := ""
+	if c.units != nil {
+		// The units go as external data, a table sent with the query: a
+		// list in the SQL of thousands of hashes outgrows max_query_size.
+		unitFilter = "\n                AND cityHash64(unit_id) IN " + unitsTable
 	}
 	for i, d := range exp.Segments {
 		q.params[fmt.Sprintf("dimension_%d", i+1)] = d
@@ -589,8 +679,40 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		}
 		return "[" + strings.Join(list, ", ") + "]"
 	}
+	list := func(list []string, empty, convert string) string {
+		if len(list) == 0 {
+			return empty
+		}
+		out := make([]string, len(list))
+		for i, l := range list {
+			out[i] = fmt.Sprintf(convert, l)
+		}
+		return "[" + strings.Join(out, ", ") + "]"
+	}
+	var counts, sums, preCounts, preSums []string
+	for i := range events {
+		if events[i] != "" {
+			counts, sums = append(counts, fmt.Sprintf("count_%d", i+1)), append(sums, fmt.Sprintf("sum_%d", i+1))
+		}
+	}
+	for i := range pres {
+		preCounts, preSums = append(preCounts, fmt.Sprintf("pre_count_%d", i+1)), append(preSums, fmt.Sprintf("pre_sum_%d", i+1))
+	}
+	rowsMode := false
 	fill := func(sql string, xs []string) string {
+		counted, countedEvents := "", ""
+		if rowsMode {
+			counted, countedEvents = "\n            counted,", "\n                groupUniqArray(event_hash) AS counted,"
+		}
 		return strings.NewReplacer(
+			"{units}", unitFilter,
+			"{counted}", counted,
+			"{counted_events}", countedEvents,
+			"{unit_segment_values}", list(segmentValues, "emptyArrayString()", "%s"),
+			"{counts}", list(counts, "emptyArrayUInt64()", "toUInt64(%s)"),
+			"{sums}", list(sums, "emptyArrayFloat64()", "toFloat64(%s)"),
+			"{pre_counts}", list(preCounts, "emptyArrayUInt64()", "toUInt64(%s)"),
+			"{pre_sums}", list(preSums, "emptyArrayFloat64()", "toFloat64(%s)"),
 			dbPlaceholder+".exposures", db+".exposures{local}",
 			dbPlaceholder+".events", db+".events{local}",
 			dbPlaceholder, db,
@@ -608,6 +730,11 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	q.shardStats = strings.ReplaceAll(q.stats, "{local}", LocalSuffix)
 	q.stats = strings.ReplaceAll(q.stats, "{local}", "")
 	q.fillRaw = func(sql string) string { return fill(sql, raw) }
+	rowsMode = true
+	q.unitRows = fill(unitRowsSQL, xs)
+	rowsMode = false
+	q.shardUnitRows = strings.ReplaceAll(q.unitRows, "{local}", LocalSuffix)
+	q.unitRows = strings.ReplaceAll(q.unitRows, "{local}", "")
 	if len(q.capped) > 0 {
 		// The caps are quantiles of uncapped values, from a query that
 		// reads only the events of the capped metrics.
@@ -631,7 +758,7 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		}
 		noSegments := exp
 		noSegments.Segments = nil
-		sub, err := newReadoutQuery(db, noSegments, capped, asOf)
+		sub, err := newReadoutQuery(db, noSegments, capped, asOf, c)
 		if err != nil {
 			return nil, err
 		}
@@ -910,7 +1037,7 @@ func (w *Warehouse) sufficientStats(ctx context.Context, q *readoutQuery, exp co
 		}
 	}
 	out.Cells = append(out.Cells, segmentCells...)
-	sortCells(out.Cells)
+	SortCells(out.Cells)
 	if first > 0 {
 		out.FirstExposure = time.UnixMilli(int64(first)).UTC()
 		out.DataThrough = time.UnixMilli(int64(through)).UTC()
@@ -929,8 +1056,9 @@ func (q *readoutQuery) emptyCells(exp config.Experiment) []Cell {
 	return cells
 }
 
-// sortCells orders cells by variant, metric, dimension ("" first) and value.
-func sortCells(cells []Cell) {
+// SortCells orders cells by variant, metric, dimension ("" first) and
+// value, as ExperimentStats returns them.
+func SortCells(cells []Cell) {
 	slices.SortFunc(cells, func(a, b Cell) int {
 		for _, c := range [...]int{
 			strings.Compare(a.Variant, b.Variant),

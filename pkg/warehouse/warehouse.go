@@ -83,6 +83,7 @@ type Warehouse struct {
 	cluster    string
 	shards     []*shard
 	replicated bool
+	opts       clickhouse.Options // to reach a node of the cluster itself
 }
 
 // Open connects to the ClickHouse server at cfg.Addr and pings it. It does
@@ -146,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (*Warehouse, error) {
 		conn.Close()
 		return nil, fmt.Errorf("ping clickhouse at %s: %w", cfg.Addr, err)
 	}
-	w := &Warehouse{conn: conn, db: cfg.Database, sql: newStatements(cfg.Database), cluster: cfg.Cluster}
+	w := &Warehouse{conn: conn, db: cfg.Database, sql: newStatements(cfg.Database), cluster: cfg.Cluster, opts: opts}
 	if cfg.Cluster != "" {
 		if w.shards, w.replicated, err = topology(ctx, conn, cfg.Cluster, opts); err != nil {
 			conn.Close()
@@ -173,7 +174,7 @@ func (w *Warehouse) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return migrate(ctx, w.conn, w.db, w.cluster, w.replicated, ms)
+	return migrate(ctx, w.conn, w.db, w.cluster, w.replicated, ms, w.execOn)
 }
 
 // Cluster is the cluster's name, "" on a single server.

@@ -1,0 +1,356 @@
+package tally
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+)
+
+// Source is what a Book reads of ClickHouse: *warehouse.Warehouse.
+type Source interface {
+	UnitRows(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time, seq uint64, units []uint64, first time.Time) (warehouse.Layout, []warehouse.UnitRow, error)
+	Exposures(ctx context.Context, exp config.Experiment, f warehouse.RowFilter) ([]warehouse.ExposureRow, error)
+	Events(ctx context.Context, names []string, f warehouse.RowFilter) ([]warehouse.EventRow, error)
+	ExperimentStatsThrough(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time, seq uint64) (warehouse.ExperimentStats, error)
+}
+
+// ErrBuilding is returned by a look at an experiment whose tally is being
+// built again in the background, after its definition changed shape: its
+// last readout stands until the tally is ready.
+var ErrBuilding = errors.New("the tally is being rebuilt after a change of definition")
+
+// ErrNoTally is returned by Verify for an experiment of which the Book
+// keeps nothing: not looked at yet, or held by another rules instance.
+var ErrNoTally = errors.New("no tally of the experiment here (not looked at yet, or held by another rules instance)")
+
+// Options are a Book's seams.
+type Options struct {
+	Source Source
+	// Floor returns the acknowledgement floor of the ingest consumer:
+	// every row that arrived with seq at or below it is in ClickHouse
+	// (stream.IngestFloor).
+	Floor  func(ctx context.Context) (uint64, error)
+	Logger *slog.Logger
+}
+
+// Book keeps a tally per experiment. It is safe for concurrent use; looks
+// at one experiment take turns.
+type Book struct {
+	opt Options
+
+	mu       sync.Mutex
+	tallies  map[string]*entry
+	builds   sync.WaitGroup
+	closed   bool
+	stopping context.CancelFunc
+	ctx      context.Context // of background builds
+}
+
+// entry is an experiment's tally and the build running for it, if any.
+type entry struct {
+	look     sync.Mutex // one look at a time
+	t        *tally     // nil until built
+	building string     // the shape of the build under way, "" for none
+}
+
+// NewBook returns an empty Book.
+func NewBook(opt Options) *Book {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Book{opt: opt, tallies: map[string]*entry{}, ctx: ctx, stopping: cancel}
+}
+
+// Close stops the builds under way and waits for them.
+func (b *Book) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.stopping()
+	b.builds.Wait()
+}
+
+// Look is what one look read and found.
+type Look struct {
+	Stats warehouse.ExperimentStats
+	// Seq is the floor the look is as of: it counts every row that arrived
+	// with seq <= Seq.
+	Seq uint64
+	// Built says the look built the tally; otherwise it read Exposures and
+	// Events rows that arrived since the last, and Refetched units afresh.
+	Built                      bool
+	Exposures, Events, Refetch int
+}
+
+// ExperimentStats is Look's statistics: the seam of the rules engine.
+func (b *Book) ExperimentStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (warehouse.ExperimentStats, error) {
+	l, err := b.Look(ctx, exp, metrics, asOf)
+	return l.Stats, err
+}
+
+// Look brings exp's tally up to the ingest floor and asOf and returns its
+// statistics. The first look at an experiment builds its tally; a look
+// after a change of shape starts a build in the background and returns
+// ErrBuilding until it is done.
+func (b *Book) Look(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (Look, error) {
+	shape, err := shapeOf(exp, metrics)
+	if err != nil {
+		return Look{}, err
+	}
+	b.mu.Lock()
+	e, ok := b.tallies[exp.Key]
+	if !ok {
+		e = &entry{}
+		b.tallies[exp.Key] = e
+	}
+	b.mu.Unlock()
+
+	e.look.Lock()
+	defer e.look.Unlock()
+	switch {
+	case e.t == nil && e.building == "":
+		t, err := b.build(ctx, shape, exp, metrics, asOf)
+		if err != nil {
+			return Look{}, err
+		}
+		e.t = t
+		st, err := t.stats()
+		return Look{Stats: st, Seq: t.seq, Built: true}, err
+	case e.t == nil || e.t.shape != shape:
+		if e.building != shape {
+			b.buildLater(exp.Key, e, shape, exp, metrics, asOf)
+		}
+		return Look{}, ErrBuilding
+	}
+	t := e.t
+	seq, err := b.opt.Floor(ctx)
+	if err != nil {
+		return Look{}, err
+	}
+	if seq < t.seq {
+		// The floor went back (a new consumer, a purged stream): what the
+		// tally counted is no longer what the floor says; read it all.
+		b.opt.Logger.Warn("ingest floor went back: building the tally again", "experiment", exp.Key, "floor", seq, "tally", t.seq)
+		if t, err = b.build(ctx, shape, exp, metrics, asOf); err != nil {
+			return Look{}, err
+		}
+		e.t = t
+		st, err := t.stats()
+		return Look{Stats: st, Seq: t.seq, Built: true}, err
+	}
+	// What a tally counted up to its last look's time stays counted: a
+	// clock that steps back does not take it back.
+	look, err := t.advance(ctx, b.opt.Source, seq, max(asOf.UnixMilli(), t.asOf))
+	if err != nil {
+		return Look{}, err
+	}
+	look.Stats, err = t.stats()
+	return look, err
+}
+
+// build reads exp's units as of the ingest floor and asOf, and the rows
+// that arrived by then but are timed after asOf.
+func (b *Book) build(ctx context.Context, shape string, exp config.Experiment, metrics []config.Metric, asOf time.Time) (*tally, error) {
+	began := time.Now()
+	seq, err := b.opt.Floor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	layout, rows, err := b.opt.Source.UnitRows(ctx, exp, metrics, asOf, seq, nil, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	t := newTally(shape, exp, metrics, layout)
+	t.seq, t.asOf = seq, asOf.UnixMilli()
+	for _, r := range rows {
+		t.set(r)
+	}
+	later := warehouse.RowFilter{MaxSeq: seq, After: asOf}
+	if t.laterExposures, err = b.opt.Source.Exposures(ctx, exp, later); err != nil {
+		return nil, err
+	}
+	if t.laterEvents, err = b.opt.Source.Events(ctx, layout.Events, later); err != nil {
+		return nil, err
+	}
+	b.opt.Logger.Info("tally built", "experiment", exp.Key, "units", len(rows), "floor", seq, "seconds", time.Since(began).Seconds())
+	return t, nil
+}
+
+// buildLater builds a tally of shape in the background and puts it in e
+// when done, the experiment's looks returning ErrBuilding meanwhile.
+func (b *Book) buildLater(key string, e *entry, shape string, exp config.Experiment, metrics []config.Metric, asOf time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	e.building = shape
+	b.builds.Add(1)
+	go func() {
+		defer b.builds.Done()
+		// As of the look that asked for it: the next look takes it from
+		// there.
+		t, err := b.build(b.ctx, shape, exp, metrics, asOf)
+		e.look.Lock()
+		defer e.look.Unlock()
+		if e.building == shape {
+			e.building = ""
+		}
+		if err != nil {
+			b.opt.Logger.Warn("build tally", "experiment", key, "err", err)
+			return
+		}
+		e.t = t
+	}()
+}
+
+// Retain forgets the tallies of experiments keep says no to: another rules
+// instance holds them now, or they are gone.
+func (b *Book) Retain(keep func(experiment string) bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, k := range slices.Collect(maps.Keys(b.tallies)) {
+		if !keep(k) {
+			delete(b.tallies, k)
+		}
+	}
+}
+
+// advance brings t from its look to (seq, asOf): it reads the rows that
+// arrived since, the units they make it read afresh, and then counts.
+// Nothing is changed before every read has succeeded.
+func (t *tally) advance(ctx context.Context, src Source, seq uint64, asOf int64) (Look, error) {
+	look := Look{Seq: seq}
+	var exposures []warehouse.ExposureRow
+	var events []warehouse.EventRow
+	if seq > t.seq {
+		f := warehouse.RowFilter{MinSeq: t.seq + 1, MaxSeq: seq}
+		var err error
+		if exposures, err = src.Exposures(ctx, t.exp, f); err != nil {
+			return look, err
+		}
+		if events, err = src.Events(ctx, t.layout.Events, f); err != nil {
+			return look, err
+		}
+	}
+	look.Exposures, look.Events = len(exposures), len(events)
+	// The rows that waited for asOf join the new ones.
+	exposures = append(exposures, t.laterExposures...)
+	events = append(events, t.laterEvents...)
+
+	// A unit read afresh is one not seen before, or one whose first
+	// exposure moves earlier: either way its first exposure is now one of
+	// these rows, so its events are read from the earliest of them on.
+	refetch := map[uint64]bool{}
+	first := int64(math.MaxInt64)
+	for _, x := range exposures {
+		if t.exposureEffect(x, asOf) == exposureRefetch {
+			refetch[x.Unit] = true
+			first = min(first, int64(x.MS))
+		}
+	}
+	var rows []warehouse.UnitRow
+	if len(refetch) > 0 {
+		keys := slices.Sorted(maps.Keys(refetch))
+		layout, rs, err := src.UnitRows(ctx, t.exp, t.metrics, msTime(asOf), seq, keys, msTime(first))
+		if err != nil {
+			return look, err
+		}
+		if !slices.Equal(layout.Events, t.layout.Events) || !slices.Equal(layout.Pres, t.layout.Pres) {
+			return look, fmt.Errorf("the layout of %s's units changed under the tally", t.exp.Key)
+		}
+		rows = rs
+	}
+	look.Refetch = len(refetch)
+
+	// Every read done: count.
+	for _, r := range rows {
+		t.set(r)
+	}
+	t.laterExposures = t.laterExposures[:0:0]
+	for _, x := range exposures {
+		switch t.exposureEffect(x, asOf) {
+		case exposureLater:
+			t.laterExposures = append(t.laterExposures, x)
+		case exposureUpdate:
+			if !refetch[x.Unit] {
+				t.updateExposure(x)
+			}
+		}
+	}
+	t.laterEvents = t.laterEvents[:0:0]
+	for _, e := range events {
+		if t.addEvent(e, asOf) {
+			t.laterEvents = append(t.laterEvents, e)
+		}
+	}
+	t.seq, t.asOf = max(seq, t.seq), asOf
+	return look, nil
+}
+
+// Verify recomputes exp in full as of the floor and time of its tally's
+// last look (warehouse.ExperimentStatsThrough) and returns that and what
+// the tally has, for Diff. It fails when the experiment has no tally.
+func (b *Book) Verify(ctx context.Context, exp config.Experiment, metrics []config.Metric) (full, kept warehouse.ExperimentStats, seq uint64, asOf time.Time, err error) {
+	b.mu.Lock()
+	e, ok := b.tallies[exp.Key]
+	b.mu.Unlock()
+	if !ok {
+		return full, kept, 0, asOf, fmt.Errorf("experiment %s: %w", exp.Key, ErrNoTally)
+	}
+	e.look.Lock()
+	defer e.look.Unlock()
+	t := e.t
+	if t == nil {
+		return full, kept, 0, asOf, ErrBuilding
+	}
+	if kept, err = t.stats(); err != nil {
+		return full, kept, 0, asOf, err
+	}
+	asOf = msTime(t.asOf)
+	full, err = b.opt.Source.ExperimentStatsThrough(ctx, t.exp, t.metrics, asOf, t.seq)
+	return full, kept, t.seq, asOf, err
+}
+
+// shapeOf names what a tally holds for exp and metrics: a tally of another
+// shape is built again. Caps, variants and the statistics' options are
+// applied at every look and change nothing kept.
+func shapeOf(exp config.Experiment, metrics []config.Metric) (string, error) {
+	type metricShape struct {
+		Kind                   string
+		Event, Aggregate       string
+		Numerator, Denominator *config.Part
+		Lookback               time.Duration
+	}
+	s := struct {
+		Start    time.Time
+		End      *time.Time
+		Window   config.Duration
+		Segments []string
+		Metrics  []metricShape
+	}{exp.Start, exp.End, exp.AttributionWindow, exp.Segments, nil}
+	for _, m := range metrics {
+		s.Metrics = append(s.Metrics, metricShape{string(m.Kind), m.Event, string(m.Aggregate), m.Numerator, m.Denominator, m.CUPEDLookback()})
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8]), nil
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

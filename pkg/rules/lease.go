@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +28,12 @@ type Leases interface {
 	Hold(ctx context.Context, experiments []string) (map[string]bool, error)
 }
 
+// Renewer is what Leases may also do: extend the leases held, without
+// taking or letting go of any, while a round's work is under way.
+type Renewer interface {
+	Renew(ctx context.Context) error
+}
+
 // KVLeases share experiments between rules instances through LeaseBucket.
 // Each round an instance renews its leases and takes free or expired ones
 // up to its fair share — the experiments divided by the instances alive,
@@ -43,6 +50,7 @@ type KVLeases struct {
 	TTL      time.Duration // how long a lease lasts unrenewed
 	Now      func() time.Time
 
+	mu   sync.Mutex        // Hold, Renew and Release take turns
 	held map[string]uint64 // experiment → revision of our lease
 }
 
@@ -71,6 +79,8 @@ func (l *KVLeases) now() time.Time {
 
 // Hold renews, takes and lets go of leases as described on KVLeases.
 func (l *KVLeases) Hold(ctx context.Context, experiments []string) (map[string]bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.held == nil {
 		l.held = map[string]uint64{}
 	}
@@ -138,6 +148,28 @@ func (l *KVLeases) Hold(ctx context.Context, experiments []string) (map[string]b
 	return out, nil
 }
 
+// Renew extends every lease held, and the instance's announcement, by TTL
+// from now. A lease another instance took meanwhile is no longer held.
+func (l *KVLeases) Renew(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mine, err := json.Marshal(lease{Owner: l.Instance, Expires: l.now().Add(l.TTL)})
+	if err != nil {
+		return err
+	}
+	if _, err := l.KV.Put(ctx, "instances."+l.Instance, mine); err != nil {
+		return fmt.Errorf("announce instance %s in %s: %w", l.Instance, LeaseBucket, err)
+	}
+	for exp, rev := range l.held {
+		if rev, err = l.KV.Update(ctx, "experiments."+exp, mine, rev); err != nil {
+			delete(l.held, exp)
+			continue
+		}
+		l.held[exp] = rev
+	}
+	return nil
+}
+
 // take acquires the lease of exp when nobody holds it or its holder let it
 // expire.
 func (l *KVLeases) take(ctx context.Context, exp string, mine []byte, now time.Time) (uint64, bool) {
@@ -181,6 +213,8 @@ func (l *KVLeases) alive(ctx context.Context, now time.Time) (int, error) {
 // Release lets go of every lease held, so that another instance takes the
 // experiments at once rather than after they expire: on shutdown.
 func (l *KVLeases) Release(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for exp, rev := range l.held {
 		_ = l.KV.Delete(ctx, "experiments."+exp, jetstream.LastRevision(rev))
 	}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,12 +21,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/decide"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/tally"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
@@ -45,7 +50,10 @@ type Config struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Checks     *web.Checks // readiness checks are added here when non-nil
-	Now        func() time.Time
+	// Mux, when set, gets POST /v1/experiments/{key}/recompute: this
+	// instance's tally of the experiment against a full recompute.
+	Mux *http.ServeMux
+	Now func() time.Time
 }
 
 // Warehouse is what the rules service needs of ClickHouse.
@@ -113,8 +121,22 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Checks.Add("clickhouse (rules)", wh.Ping)
 	}
 
+	// Each experiment's units are kept between looks: a look reads what
+	// arrived since the last, up to the ingest consumer's floor.
+	book := tally.NewBook(tally.Options{
+		Source: wh,
+		Floor:  func(ctx context.Context) (uint64, error) { return stream.IngestFloor(ctx, js, ingest.ConsumerName) },
+		Logger: log,
+	})
+	defer book.Close()
+	if cfg.Mux != nil {
+		HandleRecompute(cfg.Mux, book, func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) }, log)
+	}
+
 	e, err := NewEngine(ctx, EngineOptions{
 		Warehouse: wh,
+		Stats:     book.ExperimentStats,
+		Retain:    book.Retain,
 		Publish: func(ctx context.Context, msg *nats.Msg) error {
 			_, err := js.PublishMsg(ctx, msg)
 			return err
@@ -227,11 +249,25 @@ func drain(ch <-chan jetstream.KeyValueEntry) {
 	}
 }
 
+// StatsFunc computes an experiment's sufficient statistics as of asOf:
+// tally.Book's incremental look, or Warehouse.ExperimentStats in full.
+type StatsFunc func(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (warehouse.ExperimentStats, error)
+
 // EngineOptions are the seams of an Engine.
 type EngineOptions struct {
 	Warehouse Warehouse
-	Publish   func(ctx context.Context, msg *nats.Msg) error
-	Load      func(ctx context.Context) (config.Definitions, error)
+	// Stats computes each look's statistics; nil: Warehouse.ExperimentStats.
+	// A look it answers tally.ErrBuilding is skipped: the last readout
+	// stands.
+	Stats StatsFunc
+	// Retain, when set, is told after each round's leases which
+	// experiments this engine holds, so that what it keeps of the others
+	// can go.
+	Retain func(held func(experiment string) bool)
+	// Concurrency bounds the experiments evaluated at once; 0: 4.
+	Concurrency int
+	Publish     func(ctx context.Context, msg *nats.Msg) error
+	Load        func(ctx context.Context) (config.Definitions, error)
 	// States keeps each experiment's decision lifecycle between looks.
 	States States
 	// Backlog is what ingest has still to land; readouts computed while
@@ -258,7 +294,9 @@ type Engine struct {
 	opt     EngineOptions
 	metrics *metrics
 
-	mu       sync.Mutex                // guards versions and last; EvaluateAll runs one at a time
+	round sync.Mutex // EvaluateAll runs one at a time
+
+	mu       sync.Mutex                // guards the maps below: a round evaluates experiments concurrently
 	versions map[string]uint64         // version of the readout this engine last published, or found stored at start
 	last     map[string]readout.Status // status of the latest readout published by this engine
 	digests  map[string][32]byte       // content of that readout, without version and time
@@ -296,15 +334,19 @@ func (e *Engine) storeAndPublish(ctx context.Context, experiment string, version
 	if err := e.opt.Warehouse.StoreReadout(ctx, experiment, version, ro.ComputedAt, ro.DataThrough, string(ro.Status), string(ro.Label), doc); err != nil {
 		return err
 	}
+	e.mu.Lock()
 	e.versions[experiment] = version
 	e.last[experiment] = ro.Status
+	e.mu.Unlock()
 	msg := nats.NewMsg(stream.ReadoutsPrefix + experiment)
 	msg.Data = doc
 	msg.Header.Set(nats.MsgIdHdr, experiment+"."+strconv.FormatUint(version, 10))
 	if err := e.opt.Publish(ctx, msg); err != nil {
 		return fmt.Errorf("publish readout %d: %w", version, err)
 	}
+	e.mu.Lock()
 	e.published[experiment] = version
+	e.mu.Unlock()
 	return nil
 }
 
@@ -312,7 +354,10 @@ func (e *Engine) storeAndPublish(ctx context.Context, experiment string, version
 // published: it was taken by an instance (this one before a restart, or
 // another) that died between taking its version and publishing it.
 func (e *Engine) catchUp(ctx context.Context, st State) error {
-	if st.Version == 0 || len(st.Readout) == 0 || e.published[st.Experiment] == st.Version {
+	e.mu.Lock()
+	published := e.published[st.Experiment]
+	e.mu.Unlock()
+	if st.Version == 0 || len(st.Readout) == 0 || published == st.Version {
 		return nil
 	}
 	if e.opt.LastPublished != nil {
@@ -321,7 +366,9 @@ func (e *Engine) catchUp(ctx context.Context, st State) error {
 			return fmt.Errorf("read the last readout published: %w", err)
 		}
 		if last >= st.Version {
+			e.mu.Lock()
 			e.published[st.Experiment] = st.Version
+			e.mu.Unlock()
 			return nil
 		}
 	}
@@ -348,10 +395,13 @@ const MaxIngestLag = 2 * time.Second
 const LateData = 30 * 24 * time.Hour
 
 // EvaluateAll evaluates every experiment that has started and has not long
-// finished. One failing experiment does not stop the others.
+// finished, up to Concurrency at once, each as of its own look's time. One
+// failing experiment does not stop the others. While the round runs, the
+// leases it holds are renewed (when Leases is a Renewer), so a long round
+// does not let them lapse.
 func (e *Engine) EvaluateAll(ctx context.Context) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	e.round.Lock()
+	defer e.round.Unlock()
 	defs, err := e.opt.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load definitions: %w", err)
@@ -376,53 +426,124 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 		if held, err = e.opt.Leases.Hold(ctx, due); err != nil {
 			return fmt.Errorf("hold leases: %w", err)
 		}
+		if r, ok := e.opt.Leases.(Renewer); ok {
+			stop := e.renewWhile(ctx, r)
+			defer stop()
+		}
 	}
-	var errs []error
-	statuses := map[readout.Status]int{}
+	if e.opt.Retain != nil {
+		e.opt.Retain(func(key string) bool {
+			if held != nil {
+				return held[key]
+			}
+			return slices.ContainsFunc(defs.Experiments, func(exp config.Experiment) bool { return exp.Key == key })
+		})
+	}
+	var (
+		mu       sync.Mutex // guards errs and statuses
+		errs     []error
+		statuses = map[readout.Status]int{}
+	)
 	defer func() {
 		e.metrics.status.Reset()
 		for _, st := range []readout.Status{readout.Collecting, readout.Decided, readout.Invalid} {
 			e.metrics.status.WithLabelValues(string(st)).Set(float64(statuses[st]))
 		}
 	}()
+	g := new(errgroup.Group)
+	g.SetLimit(cmp.Or(e.opt.Concurrency, 4))
 	for _, exp := range defs.Experiments {
 		if now.Before(exp.Start) || (held != nil && !held[exp.Key]) {
 			continue
 		}
-		if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow)+LateData)) && e.versions[exp.Key] > 0 {
-			statuses[e.last[exp.Key]]++
+		e.mu.Lock()
+		version, last := e.versions[exp.Key], e.last[exp.Key]
+		e.mu.Unlock()
+		if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow)+LateData)) && version > 0 {
+			mu.Lock()
+			statuses[last]++
+			mu.Unlock()
 			continue
 		}
-		status, err := e.evaluate(ctx, exp, metrics, now, backlog)
-		if status != "" {
-			statuses[status]++
-		}
-		if err != nil {
-			e.metrics.failures.Inc()
-			e.opt.Logger.Warn("evaluate experiment", "experiment", exp.Key, "err", err)
-			errs = append(errs, fmt.Errorf("experiment %s: %w", exp.Key, err))
-		}
+		g.Go(func() error {
+			status, err := e.evaluate(ctx, exp, metrics, backlog)
+			mu.Lock()
+			defer mu.Unlock()
+			if status != "" {
+				statuses[status]++
+			}
+			if err != nil {
+				e.metrics.failures.Inc()
+				e.opt.Logger.Warn("evaluate experiment", "experiment", exp.Key, "err", err)
+				errs = append(errs, fmt.Errorf("experiment %s: %w", exp.Key, err))
+			}
+			return nil
+		})
 	}
+	g.Wait()
 	return errors.Join(errs...)
 }
 
-// evaluate computes, stores and publishes one readout, and returns the
-// status of the experiment's latest readout. The experiment's state is
-// stored before the readout: a crash in between leaves a decision that the
-// next look publishes, never a published decision that is forgotten.
-func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, now time.Time, backlog stream.Backlog) (readout.Status, error) {
+// renewWhile renews r's leases every third of their lifetime until the
+// returned function is called.
+func (e *Engine) renewWhile(ctx context.Context, r Renewer) (stop func()) {
+	every := time.Second
+	if l, ok := r.(*KVLeases); ok && l.TTL > 0 {
+		every = l.TTL / 3
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := r.Renew(ctx); err != nil && ctx.Err() == nil {
+					e.opt.Logger.Warn("renew leases", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// evaluate computes, stores and publishes one readout, as of the time it
+// starts, and returns the status of the experiment's latest readout. The
+// experiment's state is stored before the readout: a crash in between
+// leaves a decision that the next look publishes, never a published
+// decision that is forgotten.
+func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics map[string]config.Metric, backlog stream.Backlog) (readout.Status, error) {
 	start := time.Now()
+	now := e.opt.Now().UTC()
+	e.mu.Lock()
+	last, lastDigest, lastVersion := e.last[exp.Key], e.digests[exp.Key], e.versions[exp.Key]
+	e.mu.Unlock()
 	used := referenced(exp, metrics)
-	st, err := e.opt.Warehouse.ExperimentStats(ctx, exp, used, now)
+	statsOf := e.opt.Stats
+	if statsOf == nil {
+		statsOf = e.opt.Warehouse.ExperimentStats
+	}
+	st, err := statsOf(ctx, exp, used, now)
+	if errors.Is(err, tally.ErrBuilding) {
+		e.opt.Logger.Debug("tally rebuilding: the last readout stands", "experiment", exp.Key)
+		return last, nil
+	}
 	if err != nil {
-		return e.last[exp.Key], err
+		return last, err
 	}
 	state, rev, err := e.opt.States.Get(ctx, exp.Key)
 	if err != nil {
-		return e.last[exp.Key], err
+		return last, err
 	}
 	if err := e.catchUp(ctx, state); err != nil {
-		return e.last[exp.Key], err
+		return last, err
 	}
 	state.Experiment = exp.Key
 	if def := definitionDigest(exp, used); def != state.Definition {
@@ -440,29 +561,31 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	// data: publish only what is new.
 	digest, err := digestOf(ro)
 	if err != nil {
-		return e.last[exp.Key], err
+		return last, err
 	}
-	if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow))) && digest == e.digests[exp.Key] {
-		return e.last[exp.Key], nil
+	if exp.End != nil && now.After(exp.End.Add(time.Duration(exp.AttributionWindow))) && digest == lastDigest {
+		return last, nil
 	}
 	// The version is taken with the state, by compare-and-set: when
 	// another instance took the next one meanwhile, Put fails and this
 	// look is dropped.
-	version := max(state.Version, e.versions[exp.Key]) + 1
+	version := max(state.Version, lastVersion) + 1
 	ro.Version = int64(version)
 	ro.ComputedAt = now
 	doc, err := json.Marshal(ro)
 	if err != nil {
-		return e.last[exp.Key], fmt.Errorf("encode readout: %w", err)
+		return last, fmt.Errorf("encode readout: %w", err)
 	}
 	state.Version, state.Readout = version, doc
 	if _, err := e.opt.States.Put(ctx, state, rev); err != nil {
-		return e.last[exp.Key], err
+		return last, err
 	}
 	if d := lifecycle.DecidedAt; d != nil && d.Equal(now) {
 		e.opt.Logger.Info("decided", "experiment", exp.Key, "status", ro.Status, "label", ro.Label, "held", e.opt.Hold)
 	}
+	e.mu.Lock()
 	e.digests[exp.Key] = digest
+	e.mu.Unlock()
 	if err := e.storeAndPublish(ctx, exp.Key, version, ro, doc); err != nil {
 		return ro.Status, err
 	}

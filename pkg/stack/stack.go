@@ -36,7 +36,10 @@ type Config struct {
 	// NATSReplicas are the replicas of the streams and buckets
 	// (VERDICT_NATS_REPLICAS; 0 keeps what they have).
 	NATSReplicas int
-	ClickHouse   warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
+	// NATSDuplicates is VERDICT_EVENTS's dedup window
+	// (VERDICT_NATS_DUPLICATE_WINDOW; 0 keeps what the stream has).
+	NATSDuplicates time.Duration
+	ClickHouse     warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
 	// LocalClickHouse is the server started when none answers at
 	// ClickHouse.Addr: its Engine (VERDICT_CLICKHOUSE_LOCAL), ChDBLib
 	// (VERDICT_CHDB_LIB) and ChDBCommand; Run fills in the rest.
@@ -108,7 +111,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Declare the streams once, before the services start together: each
 	// would otherwise race the others to create them.
-	conn, _, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-up", stream.DefaultLimits.WithReplicas(cfg.NATSReplicas), log)
+	limits := stream.DefaultLimits.WithReplicas(cfg.NATSReplicas)
+	limits.EventsDuplicates = cfg.NATSDuplicates
+	conn, _, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-up", limits, log)
 	if err != nil {
 		return err
 	}
@@ -139,7 +144,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if ic.Limits == (stream.Limits{}) {
 		ic.Limits = stream.DefaultLimits
 	}
-	ic.Limits.Replicas = cfg.NATSReplicas
+	ic.Limits.Replicas, ic.Limits.EventsDuplicates = cfg.NATSReplicas, cfg.NATSDuplicates
 	ic.ClickHouse = cfg.ClickHouse
 	ic.Logger = log
 	ic.Registerer = reg
@@ -147,7 +152,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	rc := cfg.Rules
 	rc.NATSURL, rc.NATSAuth, rc.ClickHouse, rc.NATSReplicas = cfg.NATSURL, cfg.NATSAuth, cfg.ClickHouse, cfg.NATSReplicas
-	rc.Logger, rc.Registerer, rc.Checks = log, reg, checks
+	rc.Logger, rc.Registerer, rc.Checks, rc.Mux = log, reg, checks, mux
 
 	nc := cfg.Notifier
 	nc.NATSURL, nc.NATSAuth, nc.NATSReplicas = cfg.NATSURL, cfg.NATSAuth, cfg.NATSReplicas

@@ -43,6 +43,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.Limits.Replicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
 		return err
 	}
+	if cfg.Limits.EventsDuplicates, err = stream.ParseDuplicateWindow(getenv("VERDICT_NATS_DUPLICATE_WINDOW")); err != nil {
+		return err
+	}
 	if err := cfg.NATSAuth.Validate(); err != nil {
 		return err
 	}

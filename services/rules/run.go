@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer wh.Close()
 	mux := web.NewMux(reg, checks)
 	rules.Handle(mux, wh, log)
+	cfg.Mux = mux // and POST /v1/experiments/{key}/recompute
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return rules.Run(gctx, cfg) })

@@ -36,6 +36,7 @@ func commands() []command {
 		{"apply", "validate definitions (-f FILE) and store them in the KV bucket verdict_config", runApply},
 		{"readout", "print an experiment's latest readout (--json, --email)", runReadout},
 		{"stats", "NDJSON comparisons in on stdin, results out on stdout", runStats},
+		{"recompute", "recompute an experiment in full and compare it with the incremental readout", runRecompute},
 		{"chdb-server", "serve ClickHouse 26 from libchdb.so until stdin ends (the local server up starts)", runChDBServer},
 	}
 }

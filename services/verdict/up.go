@@ -31,6 +31,7 @@ type upConfig struct {
 	natsAuth  stream.Auth           // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
 	natsConf  string                // VERDICT_NATS_SERVER_CONFIG
 	natsRepl  string                // VERDICT_NATS_REPLICAS
+	natsDup   string                // VERDICT_NATS_DUPLICATE_WINDOW
 	ch        warehouse.Config      // VERDICT_CLICKHOUSE_*
 	chLocal   warehouse.LocalConfig // VERDICT_CLICKHOUSE_LOCAL, VERDICT_CHDB_LIB
 	httpAddr  string                // VERDICT_HTTP_ADDR
@@ -57,6 +58,7 @@ type upConfig struct {
 	access         web.Access
 	insecure       bool
 	natsReplicas   int
+	natsDuplicates time.Duration
 
 	slack, webhooks string // VERDICT_SLACK_WEBHOOKS, VERDICT_WEBHOOKS
 	webhookSecret   string // VERDICT_WEBHOOK_SECRET
@@ -93,6 +95,7 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 		return nil
 	})
 	fs.StringVar(&c.natsRepl, "nats-replicas", getenv("VERDICT_NATS_REPLICAS"), "replicas of the streams and KV buckets, 1 to 5; unset keeps what they have (VERDICT_NATS_REPLICAS)")
+	fs.StringVar(&c.natsDup, "nats-duplicate-window", getenv("VERDICT_NATS_DUPLICATE_WINDOW"), "how long VERDICT_EVENTS remembers Nats-Msg-Id to drop copies; about 140 B of memory per message in the window (VERDICT_NATS_DUPLICATE_WINDOW; default 10s)")
 	c.natsAuth = stream.AuthFromEnv(getenv)    // secrets: not flags
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
 	c.apiTokens = getenv("VERDICT_API_TOKENS") // nor these
@@ -144,6 +147,9 @@ func (c *upConfig) validate() error {
 	if c.natsReplicas, err = stream.ParseReplicas(c.natsRepl); err != nil {
 		errs = append(errs, err)
 	}
+	if c.natsDuplicates, err = stream.ParseDuplicateWindow(c.natsDup); err != nil {
+		errs = append(errs, err)
+	}
 	if c.batchN, err = strconv.Atoi(c.batch); err != nil || c.batchN < 1 || c.batchN > 1_000_000 {
 		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH %q: want a whole number from 1 to 1000000", c.batch))
 	}
@@ -193,6 +199,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		NATSAuth:         c.natsAuth,
 		NATSServerConfig: c.natsConf,
 		NATSReplicas:     c.natsReplicas,
+		NATSDuplicates:   c.natsDuplicates,
 		ClickHouse:       c.ch,
 		LocalClickHouse:  c.chLocal,
 		HTTPAddr:         c.httpAddr,

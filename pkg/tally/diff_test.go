@@ -2,6 +2,7 @@ package tally
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,5 +48,22 @@ func TestDiff(t *testing.T) {
 	}
 	if strings.Contains(got, "a m") {
 		t.Errorf("Diff reports a difference within the tolerance:\n%s", got)
+	}
+}
+
+// TestNth: the quickselect picks what a sort puts at each position, with
+// duplicates, sorted and reversed inputs.
+func TestNth(t *testing.T) {
+	for _, in := range [][]float64{
+		{5}, {2, 1}, {1, 1, 1, 1}, {3, 1, 2, 3, 1, 2, 3}, {1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1},
+		{0.5, -2, 7, 7, 7, 1e9, -1e9, 3, 3, 0},
+	} {
+		want := slices.Clone(in)
+		slices.Sort(want)
+		for k := range in {
+			if got := nth(slices.Clone(in), k); got != want[k] {
+				t.Errorf("nth(%v, %d) = %v, want %v", in, k, got, want[k])
+			}
+		}
 	}
 }

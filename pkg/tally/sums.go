@@ -149,30 +149,41 @@ type cellID struct {
 }
 
 // stats makes the experiment's sufficient statistics from the units, as
-// warehouse.ExperimentStats does in SQL.
+// warehouse.ExperimentStats does in SQL. It is one pass over the units
+// (two for a capped metric), without a map lookup or an allocation per
+// unit: it runs at every look.
 func (t *tally) stats() (warehouse.ExperimentStats, error) {
 	exp := t.exp
 	out := warehouse.ExperimentStats{Units: make(map[string]uint64, len(exp.Variants))}
-	known := make(map[uint32]bool, len(exp.Variants))
+	known := make([]bool, 0, len(t.variants.names)+len(exp.Variants))
 	for _, v := range exp.Variants {
 		out.Units[v.Key] = 0
-		known[t.variants.id(v.Key)] = true
+		id := t.variants.id(v.Key)
+		for int(id) >= len(known) {
+			known = append(known, false)
+		}
+		known[id] = true
+	}
+	for len(known) < len(t.variants.names) {
+		known = append(known, false)
 	}
 	plans, err := t.plan()
 	if err != nil {
 		return out, err
 	}
+	included := func(u unit) bool { return u.minVariant == u.maxVariant && known[u.minVariant] }
 	// Caps: a quantile of the non-zero values of the included units, arms
 	// pooled, at 0-based position ⌊percentile · n⌋ (quantileExact's).
 	caps := make([]float64, len(plans))
+	var vs []float64
 	for m, pl := range plans {
 		caps[m] = math.Inf(1)
 		if pl.percentile == 0 {
 			continue
 		}
-		var vs []float64
+		vs = vs[:0]
 		for i, u := range t.units {
-			if u.minVariant != u.maxVariant || !known[u.minVariant] {
+			if !included(u) {
 				continue
 			}
 			if x, _, _, _ := t.metricValues(i, pl); x != 0 {
@@ -180,25 +191,39 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 			}
 		}
 		if len(vs) > 0 {
-			slices.Sort(vs)
-			caps[m] = vs[int(pl.percentile*float64(len(vs)))]
+			caps[m] = nth(vs, int(pl.percentile*float64(len(vs))))
 		}
 	}
 
-	cells := map[cellID]*cellSums{}
-	var order []cellID
-	add := func(id cellID, i int) *cellSums {
-		c, ok := cells[id]
-		if !ok {
-			c = &cellSums{sums: make([]float64, len(plans)*nSums)}
-			cells[id] = c
-			order = append(order, id)
+	// The terms each metric has, in the order unitTerms writes them: a
+	// ratio's y and CUPED's p are 0 for the others, and so are their sums.
+	var active []int // positions in a full metrics × nSums array
+	for m, pl := range plans {
+		add := func(ks ...int) {
+			for _, k := range ks {
+				active = append(active, m*nSums+k)
+			}
 		}
-		c.units++
-		return c
+		add(sx, sxx)
+		if pl.ratio {
+			add(sy, syy, sxy)
+		}
+		if pl.cuped {
+			add(spx, spxx, sxpx)
+			if pl.ratio {
+				add(spy, spyy, spxpy, sxpy, sypx, sypy)
+			}
+		}
 	}
+	// Units are summed per group (variant and segment values) first: a
+	// group then adds to its overall cell and one cell per dimension.
+	type groupSums struct {
+		units uint64
+		sums  []float64 // per active term
+	}
+	groups := make([]groupSums, len(t.groups.names))
 	var first, through int64
-	xs := make([]float64, len(plans)*4) // a unit's x, y, px, py per metric, capped
+	terms := make([]float64, 0, len(active)) // a unit's active terms, capped
 	for i, u := range t.units {
 		out.Exposed++
 		if first == 0 || u.first < first {
@@ -213,39 +238,72 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 			out.UnknownVariant++
 			continue
 		}
-		out.Units[t.variants.names[u.minVariant]]++
+		terms = terms[:0]
 		for m, pl := range plans {
 			x, y, px, py := t.metricValues(i, pl)
-			xs[m*4], xs[m*4+1], xs[m*4+2], xs[m*4+3] = min(x, caps[m]), y, min(px, caps[m]), py
+			x, px = min(x, caps[m]), min(px, caps[m])
+			terms = append(terms, x, x*x)
+			if pl.ratio {
+				terms = append(terms, y, y*y, x*y)
+			}
+			if pl.cuped {
+				terms = append(terms, px, px*px, x*px)
+				if pl.ratio {
+					terms = append(terms, py, py*py, px*py, x*py, y*px, y*py)
+				}
+			}
 		}
-		targets := []*cellSums{add(cellID{u.minVariant, -1, 0}, i)}
-		for d := range t.dims {
-			targets = append(targets, add(cellID{u.minVariant, d, t.segments[i*t.dims+d]}, i))
+		g := &groups[u.group]
+		if g.sums == nil {
+			g.sums = make([]float64, len(active))
 		}
-		for _, c := range targets {
-			for m := range plans {
-				x, y, px, py := xs[m*4], xs[m*4+1], xs[m*4+2], xs[m*4+3]
-				s := c.sums[m*nSums : (m+1)*nSums]
-				s[sx] += x
-				s[sxx] += x * x
-				s[sy] += y
-				s[syy] += y * y
-				s[sxy] += x * y
-				s[spx] += px
-				s[spxx] += px * px
-				s[spy] += py
-				s[spyy] += py * py
-				s[spxpy] += px * py
-				s[sxpx] += x * px
-				s[sxpy] += x * py
-				s[sypx] += y * px
-				s[sypy] += y * py
+		g.units++
+		sums := g.sums[:len(terms)]
+		for k, v := range terms {
+			sums[k] += v
+		}
+	}
+
+	// Cells by variant, then per dimension by value: slices, grown as
+	// values appear, of positions in cells (-1: none yet).
+	var cells []cellSums
+	var ids []cellID
+	index := make([][]int, len(t.variants.names)*(1+t.dims))
+	cellOf := func(variant uint32, dim int, value uint32) *cellSums {
+		row := &index[int(variant)*(1+t.dims)+dim+1]
+		for int(value) >= len(*row) {
+			*row = append(*row, -1)
+		}
+		at := (*row)[value]
+		if at < 0 {
+			at = len(cells)
+			(*row)[value] = at
+			cells = append(cells, cellSums{sums: make([]float64, len(plans)*nSums)})
+			ids = append(ids, cellID{variant, dim, value})
+		}
+		return &cells[at]
+	}
+	for gi, g := range groups {
+		if g.units == 0 {
+			continue
+		}
+		variant, segments := t.groupOf(int32(gi))
+		out.Units[t.variants.names[variant]] += g.units
+		for d := -1; d < t.dims; d++ {
+			var value uint32
+			if d >= 0 {
+				value = segments[d]
+			}
+			c := cellOf(variant, d, value)
+			c.units += g.units
+			for k, at := range active {
+				c.sums[at] += g.sums[k]
 			}
 		}
 	}
 	overall := map[string]bool{}
-	for _, id := range order {
-		c := cells[id]
+	for k, id := range ids {
+		c := &cells[k]
 		variant := t.variants.names[id.variant]
 		dim, value := "", ""
 		if id.dim >= 0 {
@@ -284,4 +342,48 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 		out.DataThrough = msTime(through)
 	}
 	return out, nil
+}
+
+// nth returns the value at 0-based position k of vs sorted, reordering vs:
+// quickselect, linear on average, where a sort of every unit's value at
+// every look would not be.
+func nth(vs []float64, k int) float64 {
+	lo, hi := 0, len(vs)-1
+	for lo < hi {
+		// Median of three as the pivot; Hoare's partition.
+		mid := lo + (hi-lo)/2
+		if vs[mid] < vs[lo] {
+			vs[mid], vs[lo] = vs[lo], vs[mid]
+		}
+		if vs[hi] < vs[lo] {
+			vs[hi], vs[lo] = vs[lo], vs[hi]
+		}
+		if vs[hi] < vs[mid] {
+			vs[hi], vs[mid] = vs[mid], vs[hi]
+		}
+		pivot := vs[mid]
+		i, j := lo, hi
+		for i <= j {
+			for vs[i] < pivot {
+				i++
+			}
+			for vs[j] > pivot {
+				j--
+			}
+			if i <= j {
+				vs[i], vs[j] = vs[j], vs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return vs[k]
+		}
+	}
+	return vs[k]
 }

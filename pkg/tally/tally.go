@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"encoding/binary"
 	"math"
 	"slices"
 	"time"
@@ -38,6 +39,7 @@ type tally struct {
 
 	variants dictionary   // the variants units saw
 	values   []dictionary // per dimension, its values
+	groups   dictionary   // (variant, segment values), packed; see unit.group
 
 	// Rows that arrived, timed after the last look: they count once a
 	// look's asOf passes them.
@@ -49,6 +51,10 @@ type tally struct {
 type unit struct {
 	first, lastExposure, lastEvent int64 // ms; lastEvent 0 for none
 	minVariant, maxVariant         uint32
+	// group numbers the units of one variant with the same segment
+	// values (-1: more than one variant), whose sums stats adds up
+	// together before it spreads them over the cells.
+	group int32
 }
 
 func newTally(shape string, exp config.Experiment, metrics []config.Metric, layout warehouse.Layout) *tally {
@@ -110,6 +116,7 @@ func (t *tally) set(r warehouse.UnitRow) {
 	for d := range t.dims {
 		t.segments[int(i)*t.dims+d] = t.values[d].id(r.Segments[d])
 	}
+	t.regroup(int(i))
 	counted := slices.Clone(r.Counted)
 	slices.Sort(counted)
 	t.counted[i] = counted
@@ -150,9 +157,36 @@ func (t *tally) updateExposure(x warehouse.ExposureRow) {
 	// min and max by the variants' bytes, as ClickHouse's min(String).
 	if v := t.variants.id(x.Variant); x.Variant < t.variants.names[u.minVariant] {
 		u.minVariant = v
+		t.regroup(int(t.index[x.Unit]))
 	} else if x.Variant > t.variants.names[u.maxVariant] {
 		u.maxVariant = v
+		t.regroup(int(t.index[x.Unit]))
 	}
+}
+
+// regroup puts unit i in the group of its variant and segment values.
+func (t *tally) regroup(i int) {
+	u := &t.units[i]
+	if u.minVariant != u.maxVariant {
+		u.group = -1
+		return
+	}
+	key := make([]byte, 0, 4*(1+t.dims))
+	key = binary.LittleEndian.AppendUint32(key, u.minVariant)
+	for _, v := range t.segments[i*t.dims : (i+1)*t.dims] {
+		key = binary.LittleEndian.AppendUint32(key, v)
+	}
+	u.group = int32(t.groups.id(string(key)))
+}
+
+// groupOf reads a group's variant and segment values back.
+func (t *tally) groupOf(g int32) (variant uint32, segments []uint32) {
+	key := t.groups.names[g]
+	variant = binary.LittleEndian.Uint32([]byte(key))
+	for d := range t.dims {
+		segments = append(segments, binary.LittleEndian.Uint32([]byte(key[4*(d+1):])))
+	}
+	return variant, segments
 }
 
 // addEvent counts e for its unit, if the unit is exposed, e falls in its

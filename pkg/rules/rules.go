@@ -126,7 +126,10 @@ func Run(ctx context.Context, cfg Config) error {
 	book := tally.NewBook(tally.Options{
 		Source: wh,
 		Floor:  func(ctx context.Context) (uint64, error) { return stream.IngestFloor(ctx, js, ingest.ConsumerName) },
-		Logger: log,
+		// The looks of a round share a floor, and so the events they
+		// read, when they start within this of each other.
+		FloorReuse: 250 * time.Millisecond,
+		Logger:     log,
 	})
 	defer book.Close()
 	if cfg.Mux != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stats"
@@ -187,3 +188,123 @@ func benchLook(b *testing.B, srv *warehousetest.Server, units int) {
 
 // benchSource is the warehouse, as a tally.Source.
 type benchSource struct{ *warehouse.Warehouse }
+
+// BenchmarkRound is one round of the rules service over K experiments of U
+// units each (VERDICT_BENCH_ROUND, default 12x100000), 10 events a unit, all
+// in one events table: after 1% more events (half late) every experiment is
+// looked at, four at once, as the rules engine does; beside it, the same
+// round with full recomputes. Run it with
+//
+//	go test -run '^$' -bench BenchmarkRound -benchtime 3x ./tally/
+func BenchmarkRound(b *testing.B) {
+	k, units := 12, 100_000
+	if s := os.Getenv("VERDICT_BENCH_ROUND"); s != "" {
+		if _, err := fmt.Sscanf(s, "%dx%d", &k, &units); err != nil {
+			b.Fatalf("VERDICT_BENCH_ROUND %q: want KxU, such as 12x100000", s)
+		}
+	}
+	srv := warehousetest.StartServer(b, warehousetest.BenchEngine())
+	w := srv.Open(b, "round")
+	ctx := context.Background()
+	exec := func(q string, args ...any) {
+		b.Helper()
+		if err := w.Conn().Exec(ctx, strings.ReplaceAll(q, "verdict.", "round."), args...); err != nil {
+			b.Fatalf("%.60s...: %v", q, err)
+		}
+	}
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	// Units 0..K·U-1, experiment i owning i·U..(i+1)·U-1.
+	all := k * units
+	began := time.Now()
+	var exps []config.Experiment
+	for i := range k {
+		exec(`INSERT INTO verdict.exposures (event_id, ts, ts_ms, unit_id, experiment, variant, attr_keys, attr_values, seq)
+SELECT concat('x-', toString(n)), toDateTime(@start_s + intDiv(offset_ms, 1000)), offset_ms % 1000,
+    concat('user-', toString(n)), @experiment, if(cityHash64(n) % 2 = 0, 'control', 'treatment'),
+    ['platform'], [['ios', 'web', 'android'][n % 3 + 1]], n + 1
+FROM (SELECT number AS n, cityHash64(n, 7) % (14 * 86400000) AS offset_ms FROM numbers(@from, @count))`,
+			clickhouse.Named("start_s", start.Unix()), clickhouse.Named("experiment", fmt.Sprintf("e%d", i)),
+			clickhouse.Named("from", i*units), clickhouse.Named("count", units))
+		exps = append(exps, config.Experiment{
+			Key:               fmt.Sprintf("e%d", i),
+			Variants:          []config.Variant{{Key: "control", Weight: 0.5}, {Key: "treatment", Weight: 0.5}},
+			Control:           "control",
+			Segments:          []string{"platform"},
+			AttributionWindow: config.Duration(7 * 24 * time.Hour),
+			Start:             start,
+		})
+	}
+	seq := uint64(all)
+	total := 10 * all
+	for from := 0; from < total; from += 2_000_000 {
+		count := min(2_000_000, total-from)
+		exec(benchEvents, clickhouse.Named("start_s", start.Unix()), clickhouse.Named("units", all),
+			clickhouse.Named("seq0", seq), clickhouse.Named("from", from), clickhouse.Named("count", count))
+		seq += uint64(count)
+	}
+	exec(`OPTIMIZE TABLE verdict.events FINAL`)
+	exec(`OPTIMIZE TABLE verdict.exposures FINAL`)
+	b.Logf("%d experiments × %d units: %d events in %v", k, units, total, time.Since(began))
+
+	asOf := start.Add(22 * 24 * time.Hour)
+	floor := seq
+	book := tally.NewBook(tally.Options{Source: benchSource{w}, Floor: func(context.Context) (uint64, error) { return floor, nil }, FloorReuse: time.Second})
+	defer book.Close()
+	round := func(look func(config.Experiment) error) error {
+		var g errgroup.Group
+		g.SetLimit(4)
+		for _, exp := range exps {
+			g.Go(func() error { return look(exp) })
+		}
+		return g.Wait()
+	}
+	tallied := func(exp config.Experiment) error { _, err := book.Look(ctx, exp, benchMetrics, asOf); return err }
+	if err := round(tallied); err != nil { // the builds
+		b.Fatal(err)
+	}
+	per := map[string]time.Duration{}
+	next := total
+	b.Run("looks", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			count := total / 100
+			exec(benchEvents, clickhouse.Named("start_s", start.Unix()), clickhouse.Named("units", all),
+				clickhouse.Named("seq0", seq), clickhouse.Named("from", next), clickhouse.Named("count", count))
+			next += count
+			seq += uint64(count)
+			floor = seq
+			time.Sleep(time.Second) // the last round's floor has gone stale
+			b.StartTimer()
+			if err := round(tallied); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per["looks"] = b.Elapsed() / time.Duration(b.N)
+	})
+	b.Run("full", func(b *testing.B) {
+		for b.Loop() {
+			if err := round(func(exp config.Experiment) error {
+				_, err := w.ExperimentStatsThrough(ctx, exp, benchMetrics, asOf, floor)
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		per["full"] = b.Elapsed() / time.Duration(b.N)
+	})
+	b.Logf("a round of %d experiments × %d units after 1%% new events: %v with tallies, %v recomputing each in full (%.3f)",
+		k, units, per["looks"], per["full"], float64(per["looks"])/float64(per["full"]))
+	for _, exp := range exps[:1] {
+		look, err := book.Look(ctx, exp, benchMetrics, asOf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		full, err := w.ExperimentStatsThrough(ctx, exp, benchMetrics, asOf, floor)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d := tally.Diff(full, look.Stats, 1e-9); len(d) > 0 {
+			b.Errorf("%s: the last look differs from a full recompute:\n%s", exp.Key, strings.Join(d, "\n"))
+		}
+	}
+}

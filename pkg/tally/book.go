@@ -41,8 +41,12 @@ type Options struct {
 	// Floor returns the acknowledgement floor of the ingest consumer:
 	// every row that arrived with seq at or below it is in ClickHouse
 	// (stream.IngestFloor).
-	Floor  func(ctx context.Context) (uint64, error)
-	Logger *slog.Logger
+	Floor func(ctx context.Context) (uint64, error)
+	// FloorReuse is how long a floor read serves the looks that follow
+	// it, so that the looks of a round share one (and the events they
+	// read); 0 reads it at every look.
+	FloorReuse time.Duration
+	Logger     *slog.Logger
 }
 
 // Book keeps a tally per experiment. It is safe for concurrent use; looks
@@ -56,6 +60,24 @@ type Book struct {
 	closed   bool
 	stopping context.CancelFunc
 	ctx      context.Context // of background builds
+
+	// The floor, read at most every FloorReuse, and the latest ranges of
+	// track events read: looks at several experiments in one round share
+	// both.
+	floor     uint64
+	floorRead time.Time
+	arrivals  []*arrivals
+}
+
+// arrivals are the track events that arrived in one range of seq, of the
+// names the Book's tallies count when it was read: one read serves every
+// experiment of a round.
+type arrivals struct {
+	min, max uint64
+	names    []string
+	done     chan struct{} // closed once rows or err is set
+	rows     []warehouse.EventRow
+	err      error
 }
 
 // entry is an experiment's tally and the build running for it, if any.
@@ -63,6 +85,7 @@ type entry struct {
 	look     sync.Mutex // one look at a time
 	t        *tally     // nil until built
 	building string     // the shape of the build under way, "" for none
+	names    []string   // the events its tally counts; under Book.mu
 }
 
 // NewBook returns an empty Book.
@@ -126,7 +149,7 @@ func (b *Book) Look(ctx context.Context, exp config.Experiment, metrics []config
 		if err != nil {
 			return Look{}, err
 		}
-		e.t = t
+		b.keep(e, t)
 		st, err := t.stats()
 		return Look{Stats: st, Seq: t.seq, Built: true}, err
 	case e.t == nil || e.t.shape != shape:
@@ -136,7 +159,7 @@ func (b *Book) Look(ctx context.Context, exp config.Experiment, metrics []config
 		return Look{}, ErrBuilding
 	}
 	t := e.t
-	seq, err := b.opt.Floor(ctx)
+	seq, err := b.readFloor(ctx)
 	if err != nil {
 		return Look{}, err
 	}
@@ -147,18 +170,99 @@ func (b *Book) Look(ctx context.Context, exp config.Experiment, metrics []config
 		if t, err = b.build(ctx, shape, exp, metrics, asOf); err != nil {
 			return Look{}, err
 		}
-		e.t = t
+		b.keep(e, t)
 		st, err := t.stats()
 		return Look{Stats: st, Seq: t.seq, Built: true}, err
 	}
 	// What a tally counted up to its last look's time stays counted: a
 	// clock that steps back does not take it back.
-	look, err := t.advance(ctx, b.opt.Source, seq, max(asOf.UnixMilli(), t.asOf))
+	look, err := t.advance(ctx, b.opt.Source, b.events, seq, max(asOf.UnixMilli(), t.asOf))
 	if err != nil {
 		return Look{}, err
 	}
 	look.Stats, err = t.stats()
 	return look, err
+}
+
+// keep makes t e's tally. The caller holds e.look.
+func (b *Book) keep(e *entry, t *tally) {
+	e.t = t
+	b.mu.Lock()
+	e.names = t.layout.Events
+	b.mu.Unlock()
+}
+
+// readFloor returns the ingest floor, read again when the last read is
+// older than FloorReuse.
+func (b *Book) readFloor(ctx context.Context) (uint64, error) {
+	b.mu.Lock()
+	if time.Since(b.floorRead) < b.opt.FloorReuse {
+		defer b.mu.Unlock()
+		return b.floor, nil
+	}
+	b.mu.Unlock()
+	seq, err := b.opt.Floor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	b.floor, b.floorRead = seq, time.Now()
+	b.mu.Unlock()
+	return seq, nil
+}
+
+// events returns the track events of names that f picks, from a read of
+// the same seq range that another look made already, or read now for the
+// names of every tally the Book keeps; each row's Event is its position
+// in names.
+func (b *Book) events(ctx context.Context, names []string, f warehouse.RowFilter) ([]warehouse.EventRow, error) {
+	b.mu.Lock()
+	var a *arrivals
+	for _, c := range b.arrivals {
+		if c.min == f.MinSeq && c.max == f.MaxSeq && !slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(c.names, n) }) {
+			a = c
+			break
+		}
+	}
+	if a == nil {
+		all := slices.Clone(names)
+		for _, e := range b.tallies {
+			for _, n := range e.names {
+				if !slices.Contains(all, n) {
+					all = append(all, n)
+				}
+			}
+		}
+		a = &arrivals{min: f.MinSeq, max: f.MaxSeq, names: all, done: make(chan struct{})}
+		// The last few ranges: a round's looks are at one or two.
+		b.arrivals = append(b.arrivals[max(0, len(b.arrivals)-3):], a)
+		b.mu.Unlock()
+		a.rows, a.err = b.opt.Source.Events(ctx, all, f)
+		close(a.done)
+	} else {
+		b.mu.Unlock()
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if a.err != nil {
+		return nil, a.err
+	}
+	// From the read's names to the caller's.
+	at := make([]int, len(a.names))
+	for i, n := range a.names {
+		at[i] = slices.Index(names, n)
+	}
+	out := make([]warehouse.EventRow, 0, len(a.rows))
+	for _, r := range a.rows {
+		if i := at[r.Event]; i >= 0 {
+			r.Event = i
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // build reads exp's units as of the ingest floor and asOf, and the rows
@@ -213,7 +317,7 @@ func (b *Book) buildLater(key string, e *entry, shape string, exp config.Experim
 			b.opt.Logger.Warn("build tally", "experiment", key, "err", err)
 			return
 		}
-		e.t = t
+		b.keep(e, t)
 	}()
 }
 
@@ -232,24 +336,24 @@ func (b *Book) Retain(keep func(experiment string) bool) {
 // advance brings t from its look to (seq, asOf): it reads the rows that
 // arrived since, the units they make it read afresh, and then counts.
 // Nothing is changed before every read has succeeded.
-func (t *tally) advance(ctx context.Context, src Source, seq uint64, asOf int64) (Look, error) {
+func (t *tally) advance(ctx context.Context, src Source, events func(context.Context, []string, warehouse.RowFilter) ([]warehouse.EventRow, error), seq uint64, asOf int64) (Look, error) {
 	look := Look{Seq: seq}
 	var exposures []warehouse.ExposureRow
-	var events []warehouse.EventRow
+	var evs []warehouse.EventRow
 	if seq > t.seq {
 		f := warehouse.RowFilter{MinSeq: t.seq + 1, MaxSeq: seq}
 		var err error
 		if exposures, err = src.Exposures(ctx, t.exp, f); err != nil {
 			return look, err
 		}
-		if events, err = src.Events(ctx, t.layout.Events, f); err != nil {
+		if evs, err = events(ctx, t.layout.Events, f); err != nil {
 			return look, err
 		}
 	}
-	look.Exposures, look.Events = len(exposures), len(events)
+	look.Exposures, look.Events = len(exposures), len(evs)
 	// The rows that waited for asOf join the new ones.
 	exposures = append(exposures, t.laterExposures...)
-	events = append(events, t.laterEvents...)
+	evs = append(evs, t.laterEvents...)
 
 	// A unit read afresh is one not seen before, or one whose first
 	// exposure moves earlier: either way its first exposure is now one of
@@ -292,11 +396,12 @@ func (t *tally) advance(ctx context.Context, src Source, seq uint64, asOf int64)
 		}
 	}
 	t.laterEvents = t.laterEvents[:0:0]
-	for _, e := range events {
+	for _, e := range evs {
 		if t.addEvent(e, asOf) {
 			t.laterEvents = append(t.laterEvents, e)
 		}
 	}
+	t.settle()
 	t.seq, t.asOf = max(seq, t.seq), asOf
 	return look, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stats"
@@ -148,10 +149,173 @@ type cellID struct {
 	value   uint32 // into values[dim]
 }
 
+// termsLayout is where each metric's terms sit in a compact array: the
+// terms a metric has (a ratio's y and CUPED's p are 0 for the others, and
+// so are their sums), in the order unitTerms writes them.
+type termsLayout struct {
+	active []int // per compact term, its position in a full metrics × nSums array
+	from   []int // per metric, where its terms start in the compact array
+}
+
+func layoutOf(plans []metricPlan) termsLayout {
+	var l termsLayout
+	for m, pl := range plans {
+		l.from = append(l.from, len(l.active))
+		add := func(ks ...int) {
+			for _, k := range ks {
+				l.active = append(l.active, m*nSums+k)
+			}
+		}
+		add(sx, sxx)
+		if pl.ratio {
+			add(sy, syy, sxy)
+		}
+		if pl.cuped {
+			add(spx, spxx, sxpx)
+			if pl.ratio {
+				add(spy, spyy, spxpy, sxpy, sypx, sypy)
+			}
+		}
+	}
+	return l
+}
+
+// unitTerms appends unit i's terms of metric m, its values capped at cap.
+func (t *tally) unitTerms(dst []float64, i int, pl metricPlan, cap float64) []float64 {
+	x, y, px, py := t.metricValues(i, pl)
+	x, px = min(x, cap), min(px, cap)
+	dst = append(dst, x, x*x)
+	if pl.ratio {
+		dst = append(dst, y, y*y, x*y)
+	}
+	if pl.cuped {
+		dst = append(dst, px, px*px, x*px)
+		if pl.ratio {
+			dst = append(dst, py, py*py, px*py, x*py, y*px, y*py)
+		}
+	}
+	return dst
+}
+
+// groupSums are the units of one group and their terms summed.
+type groupSums struct {
+	units uint64
+	sums  []float64
+}
+
+// kept are the sums of the uncapped metrics per group, carried from look
+// to look: a look subtracts what the units it changes had, and adds what
+// they have now (touch, settle), so that it costs what it changed. A
+// capped metric's values move with its cap; its sums are made afresh at
+// every look. Every unit's worth of changes, kept is made afresh too,
+// so that the rounding of so many additions and subtractions stays far
+// below 1e-9.
+type kept struct {
+	sig     string // the plans it was made for
+	plans   []metricPlan
+	layout  termsLayout
+	groups  []groupSums
+	updates int // changes since made afresh
+	epoch   uint32
+}
+
+// touch takes unit i's terms out of the kept sums before the look changes
+// it, once per look; settle puts them back.
+func (t *tally) touch(i int) {
+	k := t.kept
+	if k == nil {
+		return
+	}
+	for len(t.touched) <= i {
+		t.touched = append(t.touched, 0)
+	}
+	if t.touched[i] == k.epoch {
+		return
+	}
+	t.touched[i] = k.epoch
+	t.changed = append(t.changed, int32(i))
+	if i >= len(t.units) || t.units[i].group < 0 {
+		return // new, or in no group: nothing to take out
+	}
+	t.addUnit(i, -1)
+}
+
+// settle puts the units touched by a look back into the kept sums, as
+// they are now.
+func (t *tally) settle() {
+	k := t.kept
+	if k == nil {
+		return
+	}
+	for _, i := range t.changed {
+		if t.units[i].group >= 0 {
+			t.addUnit(int(i), 1)
+		}
+	}
+	k.updates += len(t.changed)
+	t.changed = t.changed[:0]
+	k.epoch++
+}
+
+// addUnit adds (sign 1) or subtracts (-1) unit i's uncapped terms to its
+// group's kept sums.
+func (t *tally) addUnit(i int, sign float64) {
+	k := t.kept
+	g := int(t.units[i].group)
+	for len(k.groups) <= g {
+		k.groups = append(k.groups, groupSums{})
+	}
+	gs := &k.groups[g]
+	if gs.sums == nil {
+		gs.sums = make([]float64, len(k.layout.active))
+	}
+	if sign > 0 {
+		gs.units++
+	} else {
+		gs.units--
+	}
+	var buf [64]float64
+	terms := buf[:0]
+	for _, pl := range k.plans {
+		terms = t.unitTerms(terms, i, pl, math.Inf(1))
+	}
+	for j, v := range terms {
+		gs.sums[j] += sign * v
+	}
+}
+
+// keepFresh makes the kept sums afresh for plans (the uncapped ones).
+func (t *tally) keepFresh(sig string, plans []metricPlan) {
+	k := &kept{sig: sig, plans: plans, layout: layoutOf(plans), epoch: 1}
+	if t.kept != nil {
+		k.epoch = t.kept.epoch + 1
+	}
+	k.groups = make([]groupSums, len(t.groups.names))
+	terms := make([]float64, 0, len(k.layout.active))
+	for i, u := range t.units {
+		if u.group < 0 {
+			continue
+		}
+		terms = terms[:0]
+		for _, pl := range plans {
+			terms = t.unitTerms(terms, i, pl, math.Inf(1))
+		}
+		gs := &k.groups[u.group]
+		if gs.sums == nil {
+			gs.sums = make([]float64, len(k.layout.active))
+		}
+		gs.units++
+		for j, v := range terms {
+			gs.sums[j] += v
+		}
+	}
+	t.kept = k
+}
+
 // stats makes the experiment's sufficient statistics from the units, as
-// warehouse.ExperimentStats does in SQL. It is one pass over the units
-// (two for a capped metric), without a map lookup or an allocation per
-// unit: it runs at every look.
+// warehouse.ExperimentStats does in SQL. The uncapped metrics' sums are
+// kept from look to look (kept); a capped metric is a pass over the units,
+// for its cap and its sums.
 func (t *tally) stats() (warehouse.ExperimentStats, error) {
 	exp := t.exp
 	out := warehouse.ExperimentStats{Units: make(map[string]uint64, len(exp.Variants))}
@@ -171,99 +335,93 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 	if err != nil {
 		return out, err
 	}
-	included := func(u unit) bool { return u.minVariant == u.maxVariant && known[u.minVariant] }
-	// Caps: a quantile of the non-zero values of the included units, arms
-	// pooled, at 0-based position ⌊percentile · n⌋ (quantileExact's).
-	caps := make([]float64, len(plans))
-	var vs []float64
+	var uncapped, capped []int // metrics by position
+	var sig strings.Builder
 	for m, pl := range plans {
-		caps[m] = math.Inf(1)
 		if pl.percentile == 0 {
-			continue
+			uncapped = append(uncapped, m)
+			fmt.Fprintf(&sig, "%d:%+v;", m, pl)
+		} else {
+			capped = append(capped, m)
 		}
-		vs = vs[:0]
+	}
+	if t.kept == nil || t.kept.sig != sig.String() || t.kept.updates > len(t.units) {
+		var ps []metricPlan
+		for _, m := range uncapped {
+			ps = append(ps, plans[m])
+		}
+		t.keepFresh(sig.String(), ps)
+	}
+	k := t.kept
+
+	// Caps: a quantile of the non-zero values of the included units, arms
+	// pooled, at 0-based position ⌊percentile · n⌋ (quantileExact's); then
+	// those metrics' sums per group.
+	included := func(u unit) bool { return u.minVariant == u.maxVariant && known[u.minVariant] }
+	cappedGroups := make([]groupSums, len(t.groups.names))
+	var cappedActive []int
+	if len(capped) > 0 {
+		var cplans []metricPlan
+		caps := make([]float64, len(capped))
+		var vs []float64
+		for c, m := range capped {
+			pl := plans[m]
+			cplans = append(cplans, pl)
+			caps[c] = math.Inf(1)
+			vs = vs[:0]
+			for i, u := range t.units {
+				if !included(u) {
+					continue
+				}
+				if x, _, _, _ := t.metricValues(i, pl); x != 0 {
+					vs = append(vs, x)
+				}
+			}
+			if len(vs) > 0 {
+				caps[c] = nth(vs, int(pl.percentile*float64(len(vs))))
+			}
+		}
+		cl := layoutOf(cplans)
+		terms := make([]float64, 0, len(cl.active))
 		for i, u := range t.units {
 			if !included(u) {
 				continue
 			}
-			if x, _, _, _ := t.metricValues(i, pl); x != 0 {
-				vs = append(vs, x)
+			terms = terms[:0]
+			for c, pl := range cplans {
+				terms = t.unitTerms(terms, i, pl, caps[c])
+			}
+			gs := &cappedGroups[u.group]
+			if gs.sums == nil {
+				gs.sums = make([]float64, len(cl.active))
+			}
+			gs.units++
+			for j, v := range terms {
+				gs.sums[j] += v
 			}
 		}
-		if len(vs) > 0 {
-			caps[m] = nth(vs, int(pl.percentile*float64(len(vs))))
+		// From the capped metrics' own layout to the full one.
+		for j, at := range cl.active {
+			cl.active[j] = capped[at/nSums]*nSums + at%nSums
 		}
+		cappedActive = cl.active
+	}
+	// The kept layout is over the uncapped metrics: their positions in
+	// the full array.
+	keptActive := make([]int, len(k.layout.active))
+	for j, at := range k.layout.active {
+		keptActive[j] = uncapped[at/nSums]*nSums + at%nSums
 	}
 
-	// The terms each metric has, in the order unitTerms writes them: a
-	// ratio's y and CUPED's p are 0 for the others, and so are their sums.
-	var active []int // positions in a full metrics × nSums array
-	for m, pl := range plans {
-		add := func(ks ...int) {
-			for _, k := range ks {
-				active = append(active, m*nSums+k)
-			}
-		}
-		add(sx, sxx)
-		if pl.ratio {
-			add(sy, syy, sxy)
-		}
-		if pl.cuped {
-			add(spx, spxx, sxpx)
-			if pl.ratio {
-				add(spy, spyy, spxpy, sxpy, sypx, sypy)
-			}
-		}
-	}
-	// Units are summed per group (variant and segment values) first: a
-	// group then adds to its overall cell and one cell per dimension.
-	type groupSums struct {
-		units uint64
-		sums  []float64 // per active term
-	}
-	groups := make([]groupSums, len(t.groups.names))
+	out.Exposed = uint64(len(t.units))
 	var first, through int64
-	terms := make([]float64, 0, len(active)) // a unit's active terms, capped
-	for i, u := range t.units {
-		out.Exposed++
+	for _, u := range t.units {
 		if first == 0 || u.first < first {
 			first = u.first
 		}
 		through = max(through, u.lastExposure, u.lastEvent)
-		switch {
-		case u.minVariant != u.maxVariant:
-			out.MultiExposed++
-			continue
-		case !known[u.minVariant]:
-			out.UnknownVariant++
-			continue
-		}
-		terms = terms[:0]
-		for m, pl := range plans {
-			x, y, px, py := t.metricValues(i, pl)
-			x, px = min(x, caps[m]), min(px, caps[m])
-			terms = append(terms, x, x*x)
-			if pl.ratio {
-				terms = append(terms, y, y*y, x*y)
-			}
-			if pl.cuped {
-				terms = append(terms, px, px*px, x*px)
-				if pl.ratio {
-					terms = append(terms, py, py*py, px*py, x*py, y*px, y*py)
-				}
-			}
-		}
-		g := &groups[u.group]
-		if g.sums == nil {
-			g.sums = make([]float64, len(active))
-		}
-		g.units++
-		sums := g.sums[:len(terms)]
-		for k, v := range terms {
-			sums[k] += v
-		}
 	}
-
+	var single uint64
 	// Cells by variant, then per dimension by value: slices, grown as
 	// values appear, of positions in cells (-1: none yet).
 	var cells []cellSums
@@ -283,11 +441,20 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 		}
 		return &cells[at]
 	}
-	for gi, g := range groups {
+	for gi := range t.groups.names {
+		var g groupSums
+		if gi < len(k.groups) {
+			g = k.groups[gi]
+		}
 		if g.units == 0 {
 			continue
 		}
 		variant, segments := t.groupOf(int32(gi))
+		single += g.units
+		if !known[variant] {
+			out.UnknownVariant += g.units
+			continue
+		}
 		out.Units[t.variants.names[variant]] += g.units
 		for d := -1; d < t.dims; d++ {
 			var value uint32
@@ -296,11 +463,17 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 			}
 			c := cellOf(variant, d, value)
 			c.units += g.units
-			for k, at := range active {
-				c.sums[at] += g.sums[k]
+			for j, at := range keptActive {
+				c.sums[at] += g.sums[j]
+			}
+			if cg := cappedGroups[gi]; cg.sums != nil {
+				for j, at := range cappedActive {
+					c.sums[at] += cg.sums[j]
+				}
 			}
 		}
 	}
+	out.MultiExposed = out.Exposed - single
 	overall := map[string]bool{}
 	for k, id := range ids {
 		c := &cells[k]

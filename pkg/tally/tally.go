@@ -41,6 +41,12 @@ type tally struct {
 	values   []dictionary // per dimension, its values
 	groups   dictionary   // (variant, segment values), packed; see unit.group
 
+	// The uncapped metrics' sums, kept from look to look, and the units a
+	// look has changed (see touch).
+	kept    *kept
+	touched []uint32 // per unit, the kept epoch it was last touched in
+	changed []int32
+
 	// Rows that arrived, timed after the last look: they count once a
 	// look's asOf passes them.
 	laterExposures []warehouse.ExposureRow
@@ -87,7 +93,10 @@ func newTally(shape string, exp config.Experiment, metrics []config.Metric, layo
 // set puts r in place of what the tally has of its unit.
 func (t *tally) set(r warehouse.UnitRow) {
 	i, ok := t.index[r.Unit]
-	if !ok {
+	if ok {
+		t.touch(int(i))
+	} else {
+		t.touch(len(t.units))
 		i = int32(len(t.units))
 		t.index[r.Unit] = i
 		t.units = append(t.units, unit{})
@@ -152,6 +161,7 @@ func (t *tally) exposureEffect(x warehouse.ExposureRow, asOf int64) exposureEffe
 
 // updateExposure counts an exposure after a unit's first one.
 func (t *tally) updateExposure(x warehouse.ExposureRow) {
+	t.touch(int(t.index[x.Unit]))
 	u := &t.units[t.index[x.Unit]]
 	u.lastExposure = max(u.lastExposure, int64(x.MS))
 	// min and max by the variants' bytes, as ClickHouse's min(String).
@@ -212,6 +222,7 @@ func (t *tally) addEvent(e warehouse.EventRow, asOf int64) (later bool) {
 		if ms > asOf {
 			return true
 		}
+		t.touch(int(i))
 		t.counts[int(i)*t.events+e.Event]++
 		t.sums[int(i)*t.events+e.Event] += e.Value
 		u.lastEvent = max(u.lastEvent, ms)
@@ -219,6 +230,7 @@ func (t *tally) addEvent(e warehouse.EventRow, asOf int64) (later bool) {
 		in := false
 		for _, p := range t.preOf[e.Event] {
 			if ms+t.lookbacks[p] >= u.first {
+				t.touch(int(i))
 				t.preCounts[int(i)*t.pre+p]++
 				t.preSums[int(i)*t.pre+p] += e.Value
 				in = true

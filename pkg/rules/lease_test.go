@@ -169,3 +169,38 @@ func TestTakeover(t *testing.T) {
 		t.Errorf("the first engine back: published %v, want [1 2 3 4 5]", versions)
 	}
 }
+
+// TestRenewKeepsLeases: an instance busy with a long round renews its
+// leases without a round's Hold; another instance cannot take them, past
+// the lifetime they had when the round began.
+func TestRenewKeepsLeases(t *testing.T) {
+	_, js := streamtest.Connect(t, streamtest.Run(t))
+	ctx := context.Background()
+	kv, err := EnsureLeaseBucket(ctx, js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	a := &KVLeases{KV: kv, Instance: "a", TTL: 3 * time.Second, Now: clock}
+	b := &KVLeases{KV: kv, Instance: "b", TTL: 3 * time.Second, Now: clock}
+	exps := []string{"e1", "e2"}
+	if h, err := a.Hold(ctx, exps); err != nil || len(h) != 2 {
+		t.Fatalf("a holds %v, %v; want both", h, err)
+	}
+	// A round of 10 s, renewed every second.
+	for range 10 {
+		now = now.Add(time.Second)
+		if err := a.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h, err := b.Hold(ctx, exps); err != nil || len(h) != 0 {
+			t.Fatalf("%v into a's round, b took %v (%v)", now.Sub(time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)), h, err)
+		}
+	}
+	// Without renewal they lapse, and b takes its share and more.
+	now = now.Add(4 * time.Second)
+	if h, err := b.Hold(ctx, exps); err != nil || len(h) == 0 {
+		t.Errorf("after a stopped renewing, b holds %v (%v); want some", h, err)
+	}
+}

@@ -127,8 +127,10 @@ func Run(ctx context.Context, cfg Config) error {
 		Source: wh,
 		Floor:  func(ctx context.Context) (uint64, error) { return stream.IngestFloor(ctx, js, ingest.ConsumerName) },
 		// The looks of a round share a floor, and so the events they
-		// read, when they start within this of each other.
-		FloorReuse: 250 * time.Millisecond,
+		// read, when they start within this of each other: a round of a
+		// dozen experiments, four at a time, starts its looks within a
+		// second, and what arrived meanwhile waits for the next round.
+		FloorReuse: min(time.Second, cfg.Interval/2),
 		Logger:     log,
 	})
 	defer book.Close()

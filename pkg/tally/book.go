@@ -64,9 +64,10 @@ type Book struct {
 	// The floor, read at most every FloorReuse, and the latest ranges of
 	// track events read: looks at several experiments in one round share
 	// both.
+	floorMu   sync.Mutex // guards floor and floorRead
 	floor     uint64
 	floorRead time.Time
-	arrivals  []*arrivals
+	arrivals  []*arrivals // under mu
 }
 
 // arrivals are the track events that arrived in one range of seq, of the
@@ -193,21 +194,19 @@ func (b *Book) keep(e *entry, t *tally) {
 }
 
 // readFloor returns the ingest floor, read again when the last read is
-// older than FloorReuse.
+// older than FloorReuse. Reads take turns, so the floor kept is always the
+// latest read: a tally is never ahead of it.
 func (b *Book) readFloor(ctx context.Context) (uint64, error) {
-	b.mu.Lock()
-	if time.Since(b.floorRead) < b.opt.FloorReuse {
-		defer b.mu.Unlock()
+	b.floorMu.Lock()
+	defer b.floorMu.Unlock()
+	if b.opt.FloorReuse > 0 && time.Since(b.floorRead) < b.opt.FloorReuse {
 		return b.floor, nil
 	}
-	b.mu.Unlock()
 	seq, err := b.opt.Floor(ctx)
 	if err != nil {
 		return 0, err
 	}
-	b.mu.Lock()
 	b.floor, b.floorRead = seq, time.Now()
-	b.mu.Unlock()
 	return seq, nil
 }
 
@@ -269,7 +268,7 @@ func (b *Book) events(ctx context.Context, names []string, f warehouse.RowFilter
 // that arrived by then but are timed after asOf.
 func (b *Book) build(ctx context.Context, shape string, exp config.Experiment, metrics []config.Metric, asOf time.Time) (*tally, error) {
 	began := time.Now()
-	seq, err := b.opt.Floor(ctx)
+	seq, err := b.readFloor(ctx)
 	if err != nil {
 		return nil, err
 	}

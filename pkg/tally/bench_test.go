@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,9 +148,16 @@ func benchLook(b *testing.B, srv *warehousetest.Server, units int) {
 		}
 		per["build"] = b.Elapsed() / time.Duration(b.N)
 	})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	if _, err := book.Look(ctx, exp, benchMetrics, asOf); err != nil {
 		b.Fatal(err)
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	b.Logf("%d units: the tally holds %d MiB of heap, %d bytes a unit", units, held>>20, held/int64(units))
 	next := total
 	var read int
 	b.Run("look", func(b *testing.B) {

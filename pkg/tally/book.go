@@ -1,6 +1,7 @@
 package tally
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,7 +47,10 @@ type Options struct {
 	// it, so that the looks of a round share one (and the events they
 	// read); 0 reads it at every look.
 	FloorReuse time.Duration
-	Logger     *slog.Logger
+	// Step bounds the range of seq a look reads at a time; 0:
+	// DefaultStep.
+	Step   int
+	Logger *slog.Logger
 }
 
 // Book keeps a tally per experiment. It is safe for concurrent use; looks
@@ -177,7 +181,7 @@ func (b *Book) Look(ctx context.Context, exp config.Experiment, metrics []config
 	}
 	// What a tally counted up to its last look's time stays counted: a
 	// clock that steps back does not take it back.
-	look, err := t.advance(ctx, b.opt.Source, b.events, seq, max(asOf.UnixMilli(), t.asOf))
+	look, err := t.advance(ctx, b.opt.Source, b.events, seq, uint64(cmp.Or(b.opt.Step, DefaultStep)), max(asOf.UnixMilli(), t.asOf))
 	if err != nil {
 		return Look{}, err
 	}
@@ -332,10 +336,29 @@ func (b *Book) Retain(keep func(experiment string) bool) {
 	}
 }
 
-// advance brings t from its look to (seq, asOf): it reads the rows that
+// DefaultStep bounds the range of seq one step of a look reads: after a
+// burst (or a backlog landed at once) a look takes the rows in steps, so
+// that what it holds at a time stays bounded.
+const DefaultStep = 200_000
+
+// advance brings t from its look to (seq, asOf), in steps of at most step
+// of seq.
+func (t *tally) advance(ctx context.Context, src Source, events func(context.Context, []string, warehouse.RowFilter) ([]warehouse.EventRow, error), seq, step uint64, asOf int64) (Look, error) {
+	look := Look{Seq: seq}
+	for {
+		to := min(seq, t.seq+step)
+		l, err := t.step(ctx, src, events, to, asOf)
+		look.Exposures, look.Events, look.Refetch = look.Exposures+l.Exposures, look.Events+l.Events, look.Refetch+l.Refetch
+		if err != nil || to == seq {
+			return look, err
+		}
+	}
+}
+
+// step brings t from its look to (seq, asOf): it reads the rows that
 // arrived since, the units they make it read afresh, and then counts.
 // Nothing is changed before every read has succeeded.
-func (t *tally) advance(ctx context.Context, src Source, events func(context.Context, []string, warehouse.RowFilter) ([]warehouse.EventRow, error), seq uint64, asOf int64) (Look, error) {
+func (t *tally) step(ctx context.Context, src Source, events func(context.Context, []string, warehouse.RowFilter) ([]warehouse.EventRow, error), seq uint64, asOf int64) (Look, error) {
 	look := Look{Seq: seq}
 	var exposures []warehouse.ExposureRow
 	var evs []warehouse.EventRow

@@ -173,7 +173,8 @@ func TestLooksOnCluster(t *testing.T) {
 func lookRounds(t *testing.T, w *warehouse.Warehouse, rounds int) {
 	ctx := context.Background()
 	var floor atomic.Uint64
-	book := tally.NewBook(tally.Options{Source: w, Floor: func(context.Context) (uint64, error) { return floor.Load(), nil }})
+	// Steps of 3000 of seq: some looks take several.
+	book := tally.NewBook(tally.Options{Source: w, Floor: func(context.Context) (uint64, error) { return floor.Load(), nil }, Step: 3000})
 	defer book.Close()
 	tr := &traffic{rng: rand.New(rand.NewPCG(7, 11))}
 	asOf := t0.Add(6 * time.Hour)

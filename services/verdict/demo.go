@@ -57,6 +57,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 	sc.OnReady = func() { close(ready) }
 
 	g, gctx := errgroup.WithContext(ctx)
+	limitMemory(getenv)
 	g.Go(func() error { return stack.Run(gctx, sc) })
 	g.Go(func() error {
 		select {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -243,5 +244,21 @@ func runUp(ctx context.Context, args []string, getenv func(string) string, _ io.
 	sc.OnReady = func() {
 		log.Info("verdict is up", "http", "http://"+c.httpAddr, "nats", stream.Redact(c.natsURL), "clickhouse", c.ch.Addr)
 	}
+	limitMemory(getenv)
 	return stack.Run(ctx, sc)
+}
+
+// upMemoryLimit is the soft memory limit of verdict up and verdict demo
+// unless GOMEMLIMIT sets one. What the stack keeps is bounded by design
+// (batches, the duplicate window, the rows a look reads at a time, the
+// experiments' units), but Go's collector lets the heap grow to twice what
+// is live before it collects; under a burst that slack is most of the
+// process. Above the limit the collector works harder, never fails.
+const upMemoryLimit = 400 << 20
+
+// limitMemory sets upMemoryLimit, unless GOMEMLIMIT says otherwise.
+func limitMemory(getenv func(string) string) {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(upMemoryLimit)
+	}
 }

@@ -10,6 +10,10 @@ import (
 type Definitions struct {
 	Metrics     []Metric     `json:"metrics,omitempty"`
 	Experiments []Experiment `json:"experiments,omitempty"`
+	// Refused are the stored experiments Load left out because they fail
+	// validation, by key, with why: what reaches the bucket other than by
+	// Apply is checked again (and capped) before anything acts on it.
+	Refused map[string]error `json:"-"`
 }
 
 // Aggregate says how a unit's events become its value.

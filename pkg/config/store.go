@@ -102,7 +102,9 @@ func decodeEntries(entries map[string]entry) (d Definitions, bad map[string]erro
 }
 
 // Load returns the definitions stored in kv, metrics and experiments each
-// sorted by key. It does not validate them: Apply only stores valid ones.
+// sorted by key, validated again: Apply stores only valid ones, but anyone
+// who may write the bucket can put anything there. An experiment that fails
+// is left out and named in Refused; stored metrics that fail are an error.
 func Load(ctx context.Context, kv jetstream.KeyValue) (Definitions, error) {
 	entries, err := snapshot(ctx, kv)
 	if err != nil {
@@ -113,6 +115,24 @@ func Load(ctx context.Context, kv jetstream.KeyValue) (Definitions, error) {
 		k := slices.Sorted(maps.Keys(bad))[0]
 		return Definitions{}, fmt.Errorf("decode %s/%s: %w", Bucket, k, bad[k])
 	}
+	if Validate(d) == nil {
+		return d, nil
+	}
+	if err := Validate(Definitions{Metrics: d.Metrics}); err != nil {
+		return Definitions{}, fmt.Errorf("the metrics stored in %s fail validation: %w", Bucket, err)
+	}
+	valid := d.Experiments[:0:0]
+	for _, e := range d.Experiments {
+		if err := Validate(Definitions{Metrics: d.Metrics, Experiments: []Experiment{e}}); err != nil {
+			if d.Refused == nil {
+				d.Refused = map[string]error{}
+			}
+			d.Refused[e.Key] = err
+			continue
+		}
+		valid = append(valid, e)
+	}
+	d.Experiments = valid
 	return d, nil
 }
 

@@ -2,7 +2,9 @@ package config
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -233,5 +235,44 @@ func TestApplyConflict(t *testing.T) {
 	_, err = kv.Update(ctx, "experiment.exp-1", []byte(`{}`), entries["experiment.exp-1"].revision)
 	if err == nil || !strings.Contains(conflict(err).Error(), "run apply again") {
 		t.Errorf("stale update: %v, want a conflict", conflict(err))
+	}
+}
+
+// TestLoadValidatesAgain: an experiment written to the bucket by other
+// means than Apply (here: a thousand owners and a webhook list past the
+// caps) is left out of what Load returns and named in Refused; the valid
+// one stays.
+func TestLoadValidatesAgain(t *testing.T) {
+	ctx, _, kv := newBucket(t)
+	if err := Apply(ctx, kv, minimalDefs()); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	stored, err := kv.Get(ctx, "experiment.exp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e Experiment
+	if err := json.Unmarshal(stored.Value(), &e); err != nil {
+		t.Fatal(err)
+	}
+	e.Key = "forged"
+	for i := range 1000 {
+		e.Owners = append(e.Owners, fmt.Sprintf("o%d@example.com", i))
+	}
+	e.Notify = &Notify{Webhooks: slices.Repeat([]string{"https://hooks.example.com/x"}, MaxNotifyTargets+1)}
+	b, _ := json.Marshal(e)
+	if _, err := kv.Put(ctx, "experiment.forged", b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(ctx, kv)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if len(got.Experiments) != 1 || got.Experiments[0].Key != "exp-1" {
+		t.Errorf("Load returned %d experiments, want exp-1 alone", len(got.Experiments))
+	}
+	why := fmt.Sprint(got.Refused["forged"])
+	if !strings.Contains(why, "1000 owners") || !strings.Contains(why, "Slack and webhook URLs") {
+		t.Errorf("Refused[forged] = %q: want the owners and notify caps named", why)
 	}
 }

@@ -21,6 +21,14 @@ const (
 	MaxNameLen       = 200  // characters of Experiment.Name
 	MaxHypothesisLen = 4000 // characters of Experiment.Hypothesis
 	MaxSegments      = 32   // an event has at most 32 attributes
+	// Caps on what one experiment lists: whoever may apply definitions
+	// must not be able to make a readout, an email or a delivery round
+	// unboundedly large.
+	MaxVariants      = 20   // variants, control included
+	MaxRoleMetrics   = 100  // secondary metrics and guardrails, together
+	MaxOwners        = 20   // owners emailed
+	MaxNotifyTargets = 10   // Slack and webhook URLs, together
+	MaxURLLen        = 2048 // characters of a Slack or webhook URL
 )
 
 // weightTolerance is how far the sum of an experiment's weights may be from 1.
@@ -356,9 +364,25 @@ func (v *validator) experiment(e experimentDef) {
 		}
 		owners[strings.ToLower(o)] = true
 	}
+	if len(e.Owners) > MaxOwners {
+		v.add(at, ".owners", "%d owners: at most %d; a mailing list is one owner", len(e.Owners), MaxOwners)
+	}
+	if len(e.Variants) > MaxVariants {
+		v.add(at, ".variants", "%d variants: at most %d", len(e.Variants), MaxVariants)
+	}
+	if n := len(e.Secondary) + len(e.Guardrails); n > MaxRoleMetrics {
+		v.add(at, ".secondary", "%d secondary metrics and guardrails: at most %d together", n, MaxRoleMetrics)
+	}
 	if e.Notify != nil {
+		if n := len(e.Notify.Slack) + len(e.Notify.Webhooks); n > MaxNotifyTargets {
+			v.add(at, ".notify", "%d Slack and webhook URLs: at most %d together", n, MaxNotifyTargets)
+		}
 		for name, urls := range map[string][]string{"slack": e.Notify.Slack, "webhooks": e.Notify.Webhooks} {
 			for i, raw := range urls {
+				if len(raw) > MaxURLLen {
+					v.add(at, fmt.Sprintf(".notify.%s[%d]", name, i), "the URL is %d characters long: at most %d", len(raw), MaxURLLen)
+					continue
+				}
 				if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 					v.add(at, fmt.Sprintf(".notify.%s[%d]", name, i), "%q is not an http(s) URL without credentials: write it like https://hooks.example.com/verdict", raw)
 				}

@@ -13,26 +13,53 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
 )
 
-// Webhook headers. The signature is GitHub's form: "sha256=" and the hex
-// HMAC-SHA256 of the body with VERDICT_WEBHOOK_SECRET.
+// Webhook headers. The signature is "sha256=" and the hex HMAC-SHA256,
+// with VERDICT_WEBHOOK_SECRET, of the timestamp, a ".", and the body, as
+// Stripe and Slack sign theirs: a receiver recomputes it and refuses a
+// timestamp more than five minutes from its clock, so a delivery
+// captured once cannot be replayed later.
 const (
 	SignatureHeader = "X-Verdict-Signature"
-	EventHeader     = "X-Verdict-Event"    // first_label, label_changed or invalid
-	DeliveryHeader  = "X-Verdict-Delivery" // the same for a resend: receivers can dedupe on it
+	TimestampHeader = "X-Verdict-Timestamp" // Unix seconds when the delivery was signed
+	EventHeader     = "X-Verdict-Event"     // first_label, label_changed or invalid
+	DeliveryHeader  = "X-Verdict-Delivery"  // the same for a resend: receivers can dedupe on it
 )
 
-// Sign is the X-Verdict-Signature value of body with secret.
-func Sign(secret, body []byte) string {
+// Sign is the X-Verdict-Signature value of body signed at timestamp (the
+// X-Verdict-Timestamp value) with secret.
+func Sign(secret []byte, timestamp string, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte("."))
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Verify checks a delivery's signature and that its timestamp is within
+// tolerance of now: what a receiver does (in Go; the README shows it in a
+// shell).
+func Verify(secret []byte, header http.Header, body []byte, now time.Time, tolerance time.Duration) error {
+	ts := header.Get(TimestampHeader)
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%s %q: want Unix seconds", TimestampHeader, ts)
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%s is %v from now: more than %v, a replay or a wrong clock", TimestampHeader, d.Round(time.Second), tolerance)
+	}
+	if !hmac.Equal([]byte(header.Get(SignatureHeader)), []byte(Sign(secret, ts, body))) {
+		return fmt.Errorf("%s does not match the body and timestamp", SignatureHeader)
+	}
+	return nil
 }
 
 // hookTarget is one place besides email a decision goes.
@@ -76,7 +103,17 @@ func (n *Notifier) deliverHook(t hookTarget) func(ctx context.Context, log *slog
 			log.Error("notification given up", "err", err)
 			return fmt.Errorf("%w: %w", ErrPermanent, err)
 		}
-		err = n.deliverWithin(ctx, func(ctx context.Context) error {
+		if err := checkTarget(n.hosts, t.url); err != nil {
+			n.metrics.hookFailed.WithLabelValues(t.kind).Inc()
+			log.Error("notification given up", "err", err)
+			return err
+		}
+		err = n.deliverFor(ctx, n.hookGiveUp, func(ctx context.Context) error {
+			if t.kind == "webhook" {
+				ts := strconv.FormatInt(n.now().Unix(), 10)
+				header.Set(TimestampHeader, ts)
+				header.Set(SignatureHeader, Sign(n.secret, ts, body))
+			}
 			err := post(ctx, n.http, t.url, body, header)
 			if err != nil {
 				n.metrics.hookFailed.WithLabelValues(t.kind).Inc()
@@ -107,7 +144,7 @@ func (n *Notifier) hookRequest(t hookTarget, r readout.Readout, ev *event) ([]by
 		if name == "" {
 			name = r.Experiment
 		}
-		text := fmt.Sprintf("*%s* · %s (`%s`)\n%s", report.Verdict(r), name, r.Experiment, r.Summary)
+		text := fmt.Sprintf("*%s* · %s (`%s`)\n%s", report.Verdict(r), report.SlackEscape(name), report.SlackEscape(r.Experiment), report.SlackEscape(r.Summary))
 		if n.baseURL != "" {
 			text += fmt.Sprintf("\n<%s/experiments/%s|Open the readout>", strings.TrimRight(n.baseURL, "/"), url.PathEscape(r.Experiment))
 		}
@@ -121,7 +158,7 @@ func (n *Notifier) hookRequest(t hookTarget, r readout.Readout, ev *event) ([]by
 	if err != nil {
 		return nil, nil, err
 	}
-	h.Set(SignatureHeader, Sign(n.secret, body))
+	// Signed at each attempt (post), so a retry carries a fresh timestamp.
 	return body, h, nil
 }
 
@@ -134,6 +171,9 @@ func post(ctx context.Context, client *http.Client, target string, body []byte, 
 	}
 	req.Header = header
 	resp, err := client.Do(req)
+	if errors.Is(err, ErrRefusedTarget) {
+		return fmt.Errorf("%w: %w", ErrPermanent, err)
+	}
 	if err != nil {
 		return err
 	}

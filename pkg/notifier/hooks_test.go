@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
@@ -91,8 +92,10 @@ func TestWebhooks(t *testing.T) {
 		status  readout.Status
 	}{{"first_label", 2, readout.Decided}, {"invalid", 4, readout.Invalid}} {
 		d := hooks[i]
-		if got := d.header.Get(SignatureHeader); got != Sign([]byte(secret), d.body) {
-			t.Errorf("delivery %d: signature %q does not match the body", i, got)
+		if ts := d.header.Get(TimestampHeader); ts == "" {
+			t.Errorf("delivery %d: no %s", i, TimestampHeader)
+		} else if got := d.header.Get(SignatureHeader); got != Sign([]byte(secret), ts, d.body) {
+			t.Errorf("delivery %d: signature %q does not match the timestamp and body", i, got)
 		}
 		var r readout.Readout
 		if err := json.Unmarshal(d.body, &r); err != nil || r.Version != want.version || r.Status != want.status || r.Experiment != "dark-mode" {
@@ -181,4 +184,104 @@ func labelled(t *testing.T, h *harness, name, target string) float64 {
 	}
 	t.Fatalf("metric %s{target=%q} not found", name, target)
 	return 0
+}
+
+// TestHookGuard: a definition's URL cannot make the notifier post to a
+// loopback, private or link-local address unless its host is allowed, nor
+// to a host off a set allow list, nor follow a redirect; each is given up
+// at once, counted, and the email still goes.
+func TestHookGuard(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		allowed []string
+		target  func(r *receiver) string
+	}{
+		{"loopback, not allowed", []string{}, func(r *receiver) string { return r.URL }},
+		{"a name for loopback, not allowed", []string{}, func(r *receiver) string { return strings.Replace(r.URL, "127.0.0.1", "localhost", 1) }},
+		{"link-local metadata", []string{}, func(*receiver) string { return "http://169.254.169.254/latest/meta-data/iam/" }},
+		{"off the allow list", []string{"hooks.example.com"}, func(r *receiver) string { return r.URL }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			hook := newReceiver(t)
+			h.defineNotify("dark-mode", &config.Notify{Webhooks: []string{tc.target(hook)}}, "pm@shop.example")
+			rec := &recorder{}
+			stop := h.start(Config{Sender: rec, WebhookSecret: "s", AllowedHosts: tc.allowed})
+			h.publish(h.readout("persevere", 1))
+			h.waitHandled()
+			stop()
+			if hook.attempts != 0 {
+				t.Errorf("the receiver got %d requests, want none", hook.attempts)
+			}
+			if got := labelled(t, h, "verdict_notifications_failed_total", "webhook"); got != 1 {
+				t.Errorf("verdict_notifications_failed_total{target=webhook} = %v, want 1", got)
+			}
+			if n := len(rec.sent()); n != 1 {
+				t.Errorf("%d emails, want 1", n)
+			}
+		})
+	}
+
+	t.Run("no redirects", func(t *testing.T) {
+		h := newHarness(t)
+		final := newReceiver(t)
+		redirect := httptest.NewServer(http.RedirectHandler(final.URL, http.StatusFound))
+		defer redirect.Close()
+		h.defineNotify("dark-mode", &config.Notify{Webhooks: []string{redirect.URL}}, "pm@shop.example")
+		stop := h.start(Config{Sender: &recorder{}, WebhookSecret: "s"})
+		h.publish(h.readout("persevere", 1))
+		h.waitHandled()
+		stop()
+		if final.attempts != 0 {
+			t.Errorf("the redirect was followed: %d requests", final.attempts)
+		}
+	})
+}
+
+// TestVerify: a receiver's check refuses a replay outside the tolerance, a
+// changed body and a changed timestamp.
+func TestVerify(t *testing.T) {
+	secret, body := []byte("s3cret"), []byte(`{"experiment":"x"}`)
+	at := time.Unix(1_700_000_000, 0)
+	h := http.Header{}
+	h.Set(TimestampHeader, "1700000000")
+	h.Set(SignatureHeader, Sign(secret, "1700000000", body))
+	if err := Verify(secret, h, body, at.Add(time.Minute), 5*time.Minute); err != nil {
+		t.Errorf("a fresh delivery: %v", err)
+	}
+	if err := Verify(secret, h, body, at.Add(time.Hour), 5*time.Minute); err == nil {
+		t.Error("a replay an hour later passed")
+	}
+	if err := Verify(secret, h, []byte(`{"experiment":"y"}`), at, 5*time.Minute); err == nil {
+		t.Error("a changed body passed")
+	}
+	h.Set(TimestampHeader, "1700000060")
+	if err := Verify(secret, h, body, at, 5*time.Minute); err == nil {
+		t.Error("a changed timestamp passed")
+	}
+}
+
+// TestSlackEscaped: names and summaries reach Slack as text, never as a
+// mention or a link.
+func TestSlackEscaped(t *testing.T) {
+	h := newHarness(t)
+	slack := newReceiver(t)
+	h.defineNotify("dark-mode", &config.Notify{Slack: []string{slack.URL}}, "pm@shop.example")
+	stop := h.start(Config{Sender: &recorder{}})
+	r := h.readout("persevere", 1)
+	r.Summary = "<!channel> look at <https://evil.example|your bank> & more"
+	h.publish(r)
+	h.waitHandled()
+	stop()
+	d := slack.deliveries()
+	if len(d) != 1 {
+		t.Fatalf("%d Slack posts, want 1", len(d))
+	}
+	var msg struct{ Text string }
+	if err := json.Unmarshal(d[0].body, &msg); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(msg.Text, "<!channel>") || strings.Contains(msg.Text, "<https://evil") || !strings.Contains(msg.Text, "&lt;!channel&gt; look at &lt;https://evil.example|your bank&gt; &amp; more") {
+		t.Errorf("Slack text %q: want the summary escaped", msg.Text)
+	}
 }

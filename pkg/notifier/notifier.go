@@ -13,12 +13,14 @@ import (
 	"net/mail"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
@@ -56,9 +58,19 @@ type Config struct {
 	// GiveUpAfter bounds how long one email is retried before it is
 	// recorded as failed and the notifier goes on; default 15m.
 	GiveUpAfter time.Duration
-	// AllowedDomains, when set, are the only recipient domains
+	// AllowedDomains are the only recipient domains
 	// (VERDICT_SMTP_ALLOWED_DOMAINS); other owners are refused and counted.
+	// With SMTP and none set, the sender's domain alone is allowed: a
+	// definition must not mail whoever it names. "*" allows any domain.
 	AllowedDomains []string
+	// AllowedHosts (VERDICT_WEBHOOK_ALLOWED_HOSTS), when set, are the only
+	// hosts Slack and webhook URLs may name; a loopback, private or
+	// link-local address is refused unless its host is on it (guard.go).
+	AllowedHosts []string
+	// HookGiveUpAfter bounds how long one Slack or webhook delivery is
+	// retried; default 2m. Targets are posted to at once, so a dead one
+	// holds the others for no longer than that.
+	HookGiveUpAfter time.Duration
 	// Slack and Webhooks are where the decisions of experiments without
 	// a notify of their own are posted (VERDICT_SLACK_WEBHOOKS,
 	// VERDICT_WEBHOOKS); WebhookSecret signs the webhooks' bodies
@@ -92,6 +104,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.GiveUpAfter <= 0 {
 		c.GiveUpAfter = 15 * time.Minute
+	}
+	if c.HookGiveUpAfter <= 0 {
+		c.HookGiveUpAfter = 2 * time.Minute
 	}
 	if c.SMTP.StartTLS == "" {
 		c.SMTP.StartTLS = Opportunistic
@@ -226,11 +241,13 @@ func Run(ctx context.Context, cfg Config) error {
 		ackWait:     cfg.AckWait,
 		retryMax:    cfg.RetryMax,
 		giveUp:      cfg.GiveUpAfter,
-		allowed:     domains(cfg.AllowedDomains),
+		allowed:     recipientDomains(cfg, log),
+		hosts:       cfg.AllowedHosts,
+		hookGiveUp:  cfg.HookGiveUpAfter,
 		slack:       cfg.Slack,
 		webhooks:    cfg.Webhooks,
 		secret:      []byte(cfg.WebhookSecret),
-		http:        &http.Client{Timeout: 30 * time.Second},
+		http:        hookClient(cfg.AllowedHosts),
 		definitions: func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, defs) },
 	}
 	n.definition = func(ctx context.Context, experiment string) (config.Experiment, bool, error) {
@@ -285,6 +302,10 @@ type Notifier struct {
 	retryMax time.Duration
 	giveUp   time.Duration
 	allowed  map[string]bool // lower-case domains; nil: any
+	// hosts are VERDICT_WEBHOOK_ALLOWED_HOSTS; hookGiveUp bounds one
+	// Slack or webhook delivery's retries.
+	hosts      []string
+	hookGiveUp time.Duration
 	// Default Slack and webhook targets, the webhooks' secret.
 	slack, webhooks []string
 	secret          []byte
@@ -298,6 +319,24 @@ type Notifier struct {
 	// digested is the end of the last period whose digests all went out
 	// (or were found sent), so later looks skip it; the digest loop's own.
 	digested time.Time
+}
+
+// recipientDomains are the domains owners may be mailed at: nil for any.
+// Over SMTP with no VERDICT_SMTP_ALLOWED_DOMAINS, the sender's domain; the
+// outbox (no SMTP) sends nothing anywhere and allows any.
+func recipientDomains(cfg Config, log *slog.Logger) map[string]bool {
+	if slices.Contains(cfg.AllowedDomains, "*") {
+		return nil
+	}
+	if len(domains(cfg.AllowedDomains)) == 0 && cfg.SMTP.Addr != "" && cfg.Sender == nil {
+		from, err := mail.ParseAddress(cfg.SMTP.From)
+		if err == nil {
+			_, domain, _ := strings.Cut(from.Address, "@")
+			log.Info("VERDICT_SMTP_ALLOWED_DOMAINS is not set: owners are mailed only at the sender's domain", "domain", domain)
+			return domains([]string{domain})
+		}
+	}
+	return domains(cfg.AllowedDomains)
 }
 
 // domains reads VERDICT_SMTP_ALLOWED_DOMAINS into a set; nil when empty.
@@ -429,7 +468,7 @@ type channel struct {
 
 // process does what the readout calls for on every channel of its
 // experiment and reports the email's outcome; an error only when ctx ended
-// first. Channels go one after another: a readout is acked when all are done.
+// first. A readout is acked when all its channels are done.
 func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Readout) (string, error) {
 	exp, defined, err := n.lookup(ctx, log, r.Experiment)
 	if err != nil {
@@ -451,18 +490,28 @@ func (n *Notifier) process(ctx context.Context, log *slog.Logger, r readout.Read
 			})
 		}
 	}
-	var outcome string
+	// Channels go at once, at most maxParallelChannels at a time: a dead
+	// target costs its own retries (HookGiveUpAfter), not the others'.
+	outcomes := make([]string, len(chans))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxParallelChannels)
 	for i, c := range chans {
-		o, err := n.processChannel(ctx, log, r, c)
-		if err != nil {
-			return "", err
-		}
-		if i == 0 {
-			outcome = o
-		}
+		g.Go(func() error {
+			o, err := n.processChannel(gctx, log, r, c)
+			outcomes[i] = o
+			return err
+		})
 	}
-	return outcome, nil
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	return outcomes[0], nil
 }
+
+// maxParallelChannels bounds the deliveries of one readout under way at
+// once (the email and up to config.MaxNotifyTargets Slack and webhook
+// targets).
+const maxParallelChannels = 8
 
 // processChannel does what the readout calls for on one channel.
 func (n *Notifier) processChannel(ctx context.Context, log *slog.Logger, r readout.Readout, c channel) (string, error) {

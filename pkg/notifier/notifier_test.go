@@ -227,6 +227,9 @@ func (h *harness) start(cfg Config) (stop func()) {
 		cfg.RetryMax = 300 * time.Millisecond
 	}
 	cfg.BaseURL = "http://127.0.0.1:8080"
+	if cfg.AllowedHosts == nil {
+		cfg.AllowedHosts = []string{"127.0.0.1"} // the receivers listen on loopback
+	}
 	if cfg.SMTP.From == "" {
 		cfg.SMTP.From = "verdict <verdict@shop.example>"
 	}

@@ -23,10 +23,15 @@ func (b backoffStop) Unwrap() error { return b.err }
 // cutting it off could leave the receiver with the message and the bucket
 // without it. retrying sees every error that will be retried.
 func (n *Notifier) deliverWithin(ctx context.Context, attempt func(ctx context.Context) error, retrying func(error)) error {
+	return n.deliverFor(ctx, n.giveUp, attempt, retrying)
+}
+
+// deliverFor is deliverWithin with a budget of its own.
+func (n *Notifier) deliverFor(ctx context.Context, giveUp time.Duration, attempt func(ctx context.Context) error, retrying func(error)) error {
 	first := n.now()
 	err := retryUntil(ctx, n.retryMax, func() error {
-		if n.now().Sub(first) > n.giveUp {
-			return backoffStop{fmt.Errorf("%w: still failing after %v", ErrPermanent, n.giveUp)}
+		if n.now().Sub(first) > giveUp {
+			return backoffStop{fmt.Errorf("%w: still failing after %v", ErrPermanent, giveUp)}
 		}
 		actx, cancel := retry.WithGrace(ctx, 10*time.Second)
 		defer cancel()

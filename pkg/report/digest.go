@@ -171,16 +171,24 @@ func RenderDigest(d Digest, o EmailOptions) ([]byte, error) {
 func DigestSlack(d Digest) string {
 	v := newDigestView(d)
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%s*", v.Subject)
+	fmt.Fprintf(&b, "*%s*", SlackEscape(v.Subject))
 	for _, l := range v.Decided {
-		fmt.Fprintf(&b, "\n• *%s* · %s (`%s`): %s", l.Verdict, l.Name, l.Key, l.Summary)
+		fmt.Fprintf(&b, "\n• *%s* · %s (`%s`): %s", l.Verdict, SlackEscape(l.Name), SlackEscape(l.Key), SlackEscape(l.Summary))
 	}
 	if len(v.Running) > 0 {
 		names := make([]string, len(v.Running))
 		for i, l := range v.Running {
-			names[i] = l.Name
+			names[i] = SlackEscape(l.Name)
 		}
 		fmt.Fprintf(&b, "\nStill running: %s", strings.Join(names, ", "))
 	}
 	return b.String()
 }
+
+// slackEscaper escapes what Slack's mrkdwn reads as markup: "<" opens a
+// link or a mention (<!channel>, <@U123>, <https://…|text>).
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// SlackEscape makes text (names, summaries, segment values from events)
+// read literally in a Slack message, as Slack's documentation asks.
+func SlackEscape(text string) string { return slackEscaper.Replace(text) }

@@ -300,6 +300,9 @@ type Engine struct {
 	metrics *metrics
 
 	round sync.Mutex // EvaluateAll runs one at a time
+	// refused are the stored experiments the last round left out, with
+	// why: each is logged when it first fails (round holds it).
+	refused map[string]string
 
 	mu       sync.Mutex                // guards the maps below: a round evaluates experiments concurrently
 	versions map[string]uint64         // version of the readout this engine last published, or found stored at start
@@ -410,6 +413,15 @@ func (e *Engine) EvaluateAll(ctx context.Context) error {
 	defs, err := e.opt.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load definitions: %w", err)
+	}
+	for key, err := range defs.Refused {
+		if e.refused[key] != err.Error() {
+			e.opt.Logger.Error("a stored definition fails validation: its experiment is not looked at until it is applied again", "experiment", key, "err", err)
+		}
+	}
+	e.refused = map[string]string{}
+	for key, err := range defs.Refused {
+		e.refused[key] = err.Error()
 	}
 	metrics := make(map[string]config.Metric, len(defs.Metrics))
 	for _, m := range defs.Metrics {

@@ -30,7 +30,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.StringVar(&cfg.SMTP.From, "smtp-from", env("VERDICT_SMTP_FROM", "verdict <verdict@localhost>"), "sender address (VERDICT_SMTP_FROM)")
 	fs.StringVar(&cfg.SMTP.Username, "smtp-username", getenv("VERDICT_SMTP_USERNAME"), "SMTP AUTH user; empty: no AUTH (VERDICT_SMTP_USERNAME)")
 	cfg.SMTP.Password = getenv("VERDICT_SMTP_PASSWORD") // not a flag: it would show in ps
-	allowed := fs.String("smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
+	allowed := fs.String("smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default the sender's domain, * for any)")
+	hosts := fs.String("webhook-allowed-hosts", getenv("VERDICT_WEBHOOK_ALLOWED_HOSTS"), "comma-separated hosts (or *.domain) Slack and webhook URLs may name, loopback and private addresses included; unset: any public host (VERDICT_WEBHOOK_ALLOWED_HOSTS)")
 	starttls := fs.String("smtp-starttls", env("VERDICT_SMTP_STARTTLS", "opportunistic"), "opportunistic, mandatory or none (VERDICT_SMTP_STARTTLS)")
 	fs.StringVar(&cfg.Digest, "digest", getenv("VERDICT_DIGEST"), "digest schedule, cron in UTC (default \"0 9 * * 1\": Mondays 09:00), or off (VERDICT_DIGEST)")
 	dataDir := fs.String("data-dir", env("VERDICT_DATA_DIR", "./var"), "the outbox is <data-dir>/outbox (VERDICT_DATA_DIR)")
@@ -55,6 +56,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	cfg.WebhookSecret = getenv("VERDICT_WEBHOOK_SECRET")
+	if cfg.AllowedHosts, err = notifier.ParseHosts(*hosts); err != nil {
+		return err
+	}
 	cfg.SMTP.StartTLS = notifier.StartTLS(*starttls)
 	cfg.AllowedDomains = strings.Split(*allowed, ",")
 	cfg.OutboxDir = filepath.Join(*dataDir, "outbox")

@@ -86,15 +86,16 @@ func testScaleOut(t *testing.T, eng warehouse.Engine) {
 	mail := startMailSink(t)
 
 	env := map[string]string{
-		"VERDICT_NATS_URL":           urls,
-		"VERDICT_NATS_REPLICAS":      "3",
-		"VERDICT_CLICKHOUSE_CLUSTER": cluster.Name,
-		"VERDICT_RULES_INTERVAL":     "1s",
-		"VERDICT_DECISION_HOLD":      "5s",
-		"VERDICT_INGEST_BATCH":       "1000",
-		"VERDICT_INGEST_BATCH_WAIT":  "200ms",
-		"VERDICT_SMTP_ADDR":          mail.addr,
-		"VERDICT_SMTP_STARTTLS":      "none",
+		"VERDICT_NATS_URL":             urls,
+		"VERDICT_NATS_REPLICAS":        "3",
+		"VERDICT_CLICKHOUSE_CLUSTER":   cluster.Name,
+		"VERDICT_RULES_INTERVAL":       "1s",
+		"VERDICT_DECISION_HOLD":        "5s",
+		"VERDICT_INGEST_BATCH":         "1000",
+		"VERDICT_INGEST_BATCH_WAIT":    "200ms",
+		"VERDICT_SMTP_ADDR":            mail.addr,
+		"VERDICT_SMTP_STARTTLS":        "none",
+		"VERDICT_SMTP_ALLOWED_DOMAINS": "example.com",
 	}
 	getenv := func(k string) string { return env[k] }
 	truths := lifecycleScenarios("scale-")

@@ -47,6 +47,7 @@ type upConfig struct {
 	writeKeys      string              // VERDICT_WRITE_KEYS
 	apiTokens      string              // VERDICT_API_TOKENS
 	allowedDomains string              // VERDICT_SMTP_ALLOWED_DOMAINS
+	allowedHosts   string              // VERDICT_WEBHOOK_ALLOWED_HOSTS
 	gatewayUnit    string              // VERDICT_GATEWAY_UNIT
 	baseURL        string              // VERDICT_BASE_URL
 
@@ -66,6 +67,7 @@ type upConfig struct {
 	digest          string // VERDICT_DIGEST
 	slackURLs       []string
 	webhookURLs     []string
+	hookHosts       []string
 }
 
 func envOr(getenv func(string) string, key, def string) string {
@@ -104,7 +106,8 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	c.slack, c.webhooks = getenv("VERDICT_SLACK_WEBHOOKS"), getenv("VERDICT_WEBHOOKS") // URLs with credentials: not flags
 	c.webhookSecret = getenv("VERDICT_WEBHOOK_SECRET")
 	c.insecure = getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"
-	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default any)")
+	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default the sender's domain, * for any)")
+	fs.StringVar(&c.allowedHosts, "webhook-allowed-hosts", getenv("VERDICT_WEBHOOK_ALLOWED_HOSTS"), "comma-separated hosts (or *.domain) Slack and webhook URLs may name, loopback and private addresses included; unset: any public host (VERDICT_WEBHOOK_ALLOWED_HOSTS)")
 	fs.StringVar(&c.digest, "digest", getenv("VERDICT_DIGEST"), "digest schedule, cron in UTC (default \"0 9 * * 1\": Mondays 09:00), or off (VERDICT_DIGEST)")
 	fs.StringVar(&c.gatewayUnit, "gateway-unit", envOr(getenv, "VERDICT_GATEWAY_UNIT", "user"), "HTTP ingest unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
 	fs.StringVar(&c.baseURL, "base-url", getenv("VERDICT_BASE_URL"), "where people open readout pages, for links in emails (VERDICT_BASE_URL; default http://<http-addr>)")
@@ -179,6 +182,9 @@ func (c *upConfig) validate() error {
 	} else if len(c.webhookURLs) > 0 && c.webhookSecret == "" {
 		errs = append(errs, errors.New("VERDICT_WEBHOOKS is set without VERDICT_WEBHOOK_SECRET: webhooks are signed with it"))
 	}
+	if c.hookHosts, err = notifier.ParseHosts(c.allowedHosts); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := notifier.ParseDigest(c.digest); err != nil {
 		errs = append(errs, err)
 	}
@@ -207,7 +213,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		DataDir:          c.dataDir,
 		Ingest:           ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
 		Rules:            rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
-		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ","),
+		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ","), AllowedHosts: c.hookHosts,
 			Slack: c.slackURLs, Webhooks: c.webhookURLs, WebhookSecret: c.webhookSecret, Digest: c.digest},
 		Gateway: c.gateway,
 		Access:  c.access,

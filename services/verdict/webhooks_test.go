@@ -35,7 +35,7 @@ func testWebhooksEndToEnd(t *testing.T, eng warehouse.Engine) {
 		var ro struct {
 			Experiment, Status, Label string
 		}
-		if r.Header.Get(notifier.SignatureHeader) != notifier.Sign([]byte(secret), body) || json.Unmarshal(body, &ro) != nil {
+		if notifier.Verify([]byte(secret), r.Header, body, time.Now(), 5*time.Minute) != nil || json.Unmarshal(body, &ro) != nil {
 			bad++
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
@@ -44,17 +44,18 @@ func testWebhooksEndToEnd(t *testing.T, eng warehouse.Engine) {
 	}))
 	defer recv.Close()
 	s := &lifecycleStack{env: map[string]string{
-		"VERDICT_NATS_URL":          "nats://" + deployFreeAddr(t),
-		"VERDICT_CLICKHOUSE_ADDR":   deployFreeAddr(t),
-		"VERDICT_CLICKHOUSE_LOCAL":  string(eng),
-		"VERDICT_HTTP_ADDR":         deployFreeAddr(t),
-		"VERDICT_DATA_DIR":          t.TempDir(),
-		"VERDICT_RULES_INTERVAL":    "1s",
-		"VERDICT_DECISION_HOLD":     "2s",
-		"VERDICT_INGEST_BATCH_WAIT": "200ms",
-		"VERDICT_LOG_LEVEL":         "warn",
-		"VERDICT_WEBHOOKS":          recv.URL + "/verdict",
-		"VERDICT_WEBHOOK_SECRET":    secret,
+		"VERDICT_NATS_URL":              "nats://" + deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_ADDR":       deployFreeAddr(t),
+		"VERDICT_CLICKHOUSE_LOCAL":      string(eng),
+		"VERDICT_HTTP_ADDR":             deployFreeAddr(t),
+		"VERDICT_DATA_DIR":              t.TempDir(),
+		"VERDICT_RULES_INTERVAL":        "1s",
+		"VERDICT_DECISION_HOLD":         "2s",
+		"VERDICT_INGEST_BATCH_WAIT":     "200ms",
+		"VERDICT_LOG_LEVEL":             "warn",
+		"VERDICT_WEBHOOKS":              recv.URL + "/verdict",
+		"VERDICT_WEBHOOK_SECRET":        secret,
+		"VERDICT_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1", // the receiver is on loopback
 	}}
 	s.start(t)
 	truths := lifecycleScenarios("hook-")[:4] // a win, a guardrail harm, a segment win, a broken split

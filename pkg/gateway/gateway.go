@@ -174,7 +174,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, name string) (in
 	ignored := 0
 	switch name {
 	case "events":
-		msgs = eventsNDJSON(body)
+		msgs, dead = eventsNDJSON(body)
 	case "batch":
 		var b struct {
 			Batch  []json.RawMessage `json:"batch"`
@@ -258,18 +258,22 @@ func (g *Gateway) message(raw []byte, typ string, received time.Time, sentAt str
 
 // eventsNDJSON makes a message of every line of verdict's own events, as
 // `verdict publish` does: a line whose type cannot be read goes to
-// verdict.events.unknown, where ingest dead-letters it.
-func eventsNDJSON(body []byte) []*nats.Msg {
-	var msgs []*nats.Msg
+// verdict.events.unknown, where ingest dead-letters it; a line over
+// event.MaxSize is a dead letter here.
+func eventsNDJSON(body []byte) (msgs []*nats.Msg, dead []deadLetter) {
 	for _, line := range bytes.Split(body, []byte("\n")) {
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
+		if len(line) > event.MaxSize {
+			dead = append(dead, deadLetter{payload: line, err: invalid(event.ReasonTooLarge, "the event is %d bytes; the limit is %d", len(line), event.MaxSize)})
+			continue
+		}
 		msg, _ := stream.EventMsg(line)
 		msgs = append(msgs, msg)
 	}
-	return msgs
+	return msgs, dead
 }
 
 // deadLetter is a message the gateway could not map.

@@ -263,6 +263,30 @@ not json
 	if got := s.counts(t, stream.EventsStream); !cmp.Equal(got, want) {
 		t.Errorf("VERDICT_EVENTS = %v, want %v (the bad line goes on for ingest to dead-letter)", got, want)
 	}
+
+	// A line over 64 KiB is not published: it is dead-lettered as
+	// too_large, its first 64 KiB kept, and the request still succeeds for
+	// the lines beside it.
+	big := `{"type":"track","event_id":"big","ts":"2026-12-02T11:00:00Z","unit_id":"u","event":"purchase","properties":{"x":"` + strings.Repeat("a", 505_000) + `"}}`
+	body = big + "\n" + `{"type":"track","event_id":"e3","ts":"2026-12-02T11:00:00Z","unit_id":"u","event":"purchase","value":3}` + "\n"
+	if code, resp := s.post(t, "/v1/events", "", body); code != http.StatusOK {
+		t.Fatalf("POST /v1/events with a 505 KB line = %d %s", code, resp)
+	}
+	want[event.SubjectTrack]++
+	if got := s.counts(t, stream.EventsStream); !cmp.Equal(got, want) {
+		t.Errorf("VERDICT_EVENTS = %v, want %v (the small line alone)", got, want)
+	}
+	st, err := s.js.Stream(context.Background(), stream.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), stream.DLQPrefix+string(event.ReasonTooLarge))
+	if err != nil {
+		t.Fatalf("no dead letter on verdict.dlq.too_large: %v", err)
+	}
+	if len(m.Data) != event.MaxSize || !strings.Contains(m.Header.Get(stream.ErrorHeader), "bytes kept") {
+		t.Errorf("dead letter of %d bytes, %s %q: want the first %d bytes, and the error saying so", len(m.Data), stream.ErrorHeader, m.Header.Get(stream.ErrorHeader), event.MaxSize)
+	}
 }
 
 // TestUnavailable: without the stream JetStream cannot take the events:

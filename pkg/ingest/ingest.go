@@ -23,6 +23,11 @@ import (
 // ConsumerName is the durable consumer that ingest reads VERDICT_EVENTS with.
 const ConsumerName = "ingest"
 
+// MaxFetchBytes bounds one fetch in bytes as well as in messages: a batch
+// of 10,000 typical events is about 3 MB, a batch of the largest (64 KiB)
+// would be 640 MB. Each worker holds a few batches at a time.
+const MaxFetchBytes = 16 << 20
+
 // Config is the ingest service's configuration.
 type Config struct {
 	NATSURL    string           // VERDICT_NATS_URL
@@ -224,7 +229,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch, free chan *batch) error {
 	backoff := retry.NewBackoff(5 * time.Second)
 	for ctx.Err() == nil {
-		msgs, err := in.cons.Fetch(in.batch, jetstream.FetchMaxWait(in.wait))
+		msgs, err := in.cons.Fetch(in.batch, jetstream.FetchMaxWait(in.wait), jetstream.FetchMaxBytes(MaxFetchBytes))
 		if err != nil {
 			in.log.Warn("fetch", "err", err)
 			if !backoff.Wait(ctx) {

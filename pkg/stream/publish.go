@@ -33,8 +33,14 @@ func EventMsg(data []byte) (msg *nats.Msg, routed bool) {
 // verdict.dlq.<reason>: its payload as it came, what was wrong in
 // Verdict-Error and where it came from in Verdict-Subject, both made safe
 // as header values.
+// A payload over event.MaxSize keeps its first event.MaxSize bytes (the
+// detail says so): a dead letter must not cost more than an event may.
 func DeadLetter(reason event.Reason, detail, from string, payload []byte) *nats.Msg {
 	m := nats.NewMsg(DLQPrefix + string(reason))
+	if len(payload) > event.MaxSize {
+		detail = fmt.Sprintf("%s (the first %d of its %d bytes kept)", detail, event.MaxSize, len(payload))
+		payload = payload[:event.MaxSize]
+	}
 	m.Data = payload
 	m.Header.Set(ErrorHeader, headerValue(detail))
 	m.Header.Set(SubjectHeader, headerValue(from))

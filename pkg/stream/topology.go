@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/verdictlabs/verdict/pkg/event"
 )
 
 // Stream names and subjects of the contract.
@@ -29,6 +31,12 @@ const (
 	// SubjectHeader carries the subject the dead-lettered event arrived on.
 	SubjectHeader = "Verdict-Subject"
 )
+
+// MaxMsgSize is the largest message VERDICT_EVENTS and VERDICT_DLQ take:
+// an event's limit (event.MaxSize, 64 KiB) and room for its headers. A
+// publish of anything larger is refused by the server; an event between
+// the two reaches ingest, which dead-letters it as too_large.
+const MaxMsgSize = event.MaxSize + 4<<10
 
 // Limits bound what the streams keep.
 type Limits struct {
@@ -183,6 +191,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      l.EventsMaxAge,
 			MaxBytes:    l.EventsMaxBytes,
+			MaxMsgSize:  MaxMsgSize,
 			Duplicates:  cmp.Or(l.EventsDuplicates, DefaultEventsDuplicates),
 			Replicas:    l.Replicas,
 		},
@@ -195,6 +204,7 @@ func streamConfigs(l Limits) []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 			MaxAge:      l.DLQMaxAge,
 			MaxBytes:    l.DLQMaxBytes,
+			MaxMsgSize:  MaxMsgSize,
 			Duplicates:  l.Duplicates,
 			Replicas:    l.Replicas,
 		},
@@ -230,6 +240,7 @@ func sameSettings(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
 		have.Storage == want.Storage && have.Retention == want.Retention && have.Discard == want.Discard &&
 		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.Duplicates == want.Duplicates &&
+		(want.MaxMsgSize == 0 || have.MaxMsgSize == want.MaxMsgSize) &&
 		(want.Replicas == 0 || have.Replicas == want.Replicas)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 )
@@ -222,5 +223,24 @@ func TestIngestFloor(t *testing.T) {
 	}
 	if f := floor(); f != 5 {
 		t.Errorf("floor with all acknowledged = %d, want 5", f)
+	}
+}
+
+// TestMaxMsgSize: VERDICT_EVENTS and VERDICT_DLQ refuse a message over
+// MaxMsgSize (the publisher gets the error), and take one of 64 KiB.
+func TestMaxMsgSize(t *testing.T) {
+	s := streamtest.Run(t)
+	_, js := streamtest.Connect(t, s)
+	ctx := context.Background()
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{"verdict.events.track", "verdict.dlq.too_large"} {
+		if _, err := js.Publish(ctx, subject, make([]byte, event.MaxSize)); err != nil {
+			t.Errorf("publish 64 KiB on %s: %v", subject, err)
+		}
+		if _, err := js.Publish(ctx, subject, make([]byte, 505_000)); err == nil {
+			t.Errorf("publish 505 KB on %s: stored, want refused", subject)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -73,10 +75,13 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	st, err := publishLines(ctx, js, in)
 	fmt.Fprintf(stdout, "published %d events (%d duplicates dropped by JetStream, %d without a readable type sent for dead-lettering)\n",
 		st.published, st.duplicates, st.unrouted)
+	if st.tooLarge > 0 {
+		fmt.Fprintf(stdout, "dead-lettered %d events over %d bytes (verdict.dlq.%s)\n", st.tooLarge, event.MaxSize, event.ReasonTooLarge)
+	}
 	return err
 }
 
-type publishStats struct{ published, duplicates, unrouted int }
+type publishStats struct{ published, duplicates, unrouted, tooLarge int }
 
 // publishLines publishes every non-blank line and waits for every ack. A
 // line whose type cannot be read still goes out, on verdict.events.unknown,
@@ -90,6 +95,9 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader) (pu
 		for _, f := range futures {
 			select {
 			case ack := <-f.Ok():
+				if strings.HasPrefix(f.Msg().Subject, stream.DLQPrefix) {
+					continue // counted as tooLarge
+				}
 				st.published++
 				if ack.Duplicate {
 					st.duplicates++
@@ -109,7 +117,13 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader) (pu
 			continue
 		}
 		msg, routed := stream.EventMsg(line)
-		if !routed {
+		switch {
+		case len(line) > event.MaxSize:
+			// The stream would refuse it; the dead-letter stream keeps its
+			// first 64 KiB and why.
+			msg = stream.DeadLetter(event.ReasonTooLarge, fmt.Sprintf("the event is %d bytes; the limit is %d", len(line), event.MaxSize), "verdict publish", line)
+			st.tooLarge++
+		case !routed:
 			st.unrouted++
 		}
 		f, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))

@@ -17,7 +17,7 @@ import (
 // TestPublish publishes an NDJSON file through `verdict publish` to a real
 // NATS server: each line on its type's subject with Nats-Msg-Id = event_id,
 // a repeated event dropped by JetStream, an unreadable line sent on for
-// dead-lettering rather than lost.
+// dead-lettering rather than lost, an event over 64 KiB dead-lettered.
 func TestPublish(t *testing.T) {
 	s := streamtest.Run(t)
 	_, js := streamtest.Connect(t, s)
@@ -31,6 +31,7 @@ func TestPublish(t *testing.T) {
 		``,
 		`{"type":"exposure","event_id":"e1","ts":"2026-11-27T10:00:00Z","unit_id":"u1","experiment":"x","variant":"a"}`,
 		`{"type":"track"`,
+		`{"type":"track","event_id":"big","ts":"2026-11-27T10:00:01Z","unit_id":"u1","event":"buy","properties":{"x":"` + strings.Repeat("a", 100_000) + `"}}`,
 	}
 	file := filepath.Join(t.TempDir(), "events.ndjson")
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
@@ -41,7 +42,8 @@ func TestPublish(t *testing.T) {
 	if err := run(ctx, []string{"publish", file}, getenv, nil, &out, io.Discard); err != nil {
 		t.Fatalf("verdict publish: %v", err)
 	}
-	if want := "published 4 events (1 duplicates dropped by JetStream, 1 without a readable type sent for dead-lettering)\n"; out.String() != want {
+	if want := "published 4 events (1 duplicates dropped by JetStream, 1 without a readable type sent for dead-lettering)\n" +
+		"dead-lettered 1 events over 65536 bytes (verdict.dlq.too_large)\n"; out.String() != want {
 		t.Errorf("output = %q, want %q", out.String(), want)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -19,6 +20,19 @@ import (
 type Access struct {
 	APITokens    []string
 	MetricsToken string
+
+	// Addr is where the server listens (VERDICT_HTTP_ADDR). On a loopback
+	// address without API tokens, the default, anyone's browser on the
+	// machine is a client, and any web page it opens can try to use it:
+	// only a loopback Host (localhost, 127.0.0.1, [::1]) or BaseURL's is
+	// served, so a DNS-rebound name cannot read readouts, and a cross-site
+	// browser request that would change something (POST /v1/events, a
+	// recompute) is refused (http.CrossOriginProtection). OpenIngest says
+	// HTTP ingest takes events without write keys, which brings the
+	// cross-site refusal even with API tokens.
+	Addr       string
+	BaseURL    string
+	OpenIngest bool
 }
 
 // ingestPaths are HTTP ingest's: guarded by write keys, not API tokens.
@@ -27,6 +41,20 @@ var ingestPaths = map[string]bool{"/v1/batch": true, "/v1/track": true, "/v1/pag
 
 // Wrap returns h behind the access rules.
 func (a Access) Wrap(h http.Handler) http.Handler {
+	loopback := a.Addr != "" && IsLoopback(a.Addr)
+	if loopback && (len(a.APITokens) == 0 || a.OpenIngest) {
+		cop := http.NewCrossOriginProtection()
+		if u, err := url.Parse(a.BaseURL); err == nil && u.Host != "" {
+			_ = cop.AddTrustedOrigin(u.Scheme + "://" + u.Host)
+		}
+		cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "a cross-site request from a browser may not change anything here", http.StatusForbidden)
+		}))
+		h = cop.Handler(h)
+	}
+	if loopback && len(a.APITokens) == 0 {
+		h = onlyHosts(h, a.BaseURL)
+	}
 	if len(a.APITokens) == 0 && a.MetricsToken == "" {
 		return h
 	}
@@ -46,6 +74,28 @@ func (a Access) Wrap(h http.Handler) http.Handler {
 			}
 		}
 		h.ServeHTTP(w, r)
+	})
+}
+
+// onlyHosts serves a request only when its Host is a loopback name or
+// address, or baseURL's host.
+func onlyHosts(h http.Handler, baseURL string) http.Handler {
+	var base string
+	if u, err := url.Parse(baseURL); err == nil {
+		base = strings.ToLower(u.Hostname())
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hh, _, err := net.SplitHostPort(host); err == nil {
+			host = hh
+		}
+		host = strings.ToLower(strings.Trim(host, "[]"))
+		ip := net.ParseIP(host)
+		if host == "localhost" || (ip != nil && ip.IsLoopback()) || (base != "" && host == base) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, fmt.Sprintf("this server listens on loopback without API tokens and answers only to localhost, 127.0.0.1 or [::1], not to Host %q: set VERDICT_BASE_URL to the address people use, or VERDICT_API_TOKENS", r.Host), http.StatusMisdirectedRequest)
 	})
 }
 

@@ -1,11 +1,13 @@
 package web
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -97,5 +99,47 @@ func TestIsLoopback(t *testing.T) {
 		if got := IsLoopback(addr); got != want {
 			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestLoopbackGuards: on loopback without API tokens, a foreign Host (DNS
+// rebinding) is refused and a cross-site browser POST changes nothing;
+// curl-like clients, same-origin pages and VERDICT_BASE_URL's host pass.
+func TestLoopbackGuards(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") })
+	for _, tc := range []struct {
+		name   string
+		access Access
+		method string
+		host   string
+		header map[string]string
+		want   int
+	}{
+		{"a loopback Host", Access{Addr: "127.0.0.1:8080"}, "GET", "127.0.0.1:8080", nil, 200},
+		{"localhost", Access{Addr: "127.0.0.1:8080"}, "GET", "localhost:8080", nil, 200},
+		{"[::1]", Access{Addr: "127.0.0.1:8080"}, "GET", "[::1]:8080", nil, 200},
+		{"a rebound name", Access{Addr: "127.0.0.1:8080"}, "GET", "attacker.example:8080", nil, http.StatusMisdirectedRequest},
+		{"the base URL's host", Access{Addr: "127.0.0.1:8080", BaseURL: "https://verdict.internal.example"}, "GET", "verdict.internal.example", nil, 200},
+		{"a foreign Host with API tokens", Access{Addr: "127.0.0.1:8080", APITokens: []string{"t"}}, "GET", "attacker.example", map[string]string{"Authorization": "Bearer t"}, 200},
+		{"a foreign Host beyond loopback", Access{Addr: "0.0.0.0:8080", APITokens: []string{"t"}}, "GET", "verdict.example", map[string]string{"Authorization": "Bearer t"}, 200},
+		{"curl's POST", Access{Addr: "127.0.0.1:8080"}, "POST", "127.0.0.1:8080", nil, 200},
+		{"a cross-site browser POST", Access{Addr: "127.0.0.1:8080"}, "POST", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}, http.StatusForbidden},
+		{"a cross-origin POST without Sec-Fetch-Site", Access{Addr: "127.0.0.1:8080"}, "POST", "127.0.0.1:8080", map[string]string{"Origin": "https://attacker.example"}, http.StatusForbidden},
+		{"a same-origin POST", Access{Addr: "127.0.0.1:8080"}, "POST", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "same-origin"}, 200},
+		{"a cross-site POST to open ingest with API tokens", Access{Addr: "127.0.0.1:8080", APITokens: []string{"t"}, OpenIngest: true}, "POST", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"a cross-site POST with write keys and API tokens", Access{Addr: "127.0.0.1:8080", APITokens: []string{"t"}}, "POST", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "cross-site"}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(tc.method, "/v1/events", strings.NewReader("{}"))
+			req.Host = tc.host
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			tc.access.Wrap(ok).ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Errorf("%s %s (Host %s) = %d %s, want %d", tc.method, req.URL.Path, tc.host, rec.Code, rec.Body.String(), tc.want)
+			}
+		})
 	}
 }

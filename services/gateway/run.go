@@ -59,5 +59,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	defer closeNATS()
 	mux := web.NewMux(reg, checks)
 	g.Register(mux)
-	return web.Serve(ctx, cfg.HTTPAddr, web.Access{MetricsToken: getenv("VERDICT_METRICS_TOKEN")}.Wrap(mux), log)
+	return web.Serve(ctx, cfg.HTTPAddr, web.Access{MetricsToken: getenv("VERDICT_METRICS_TOKEN"), Addr: cfg.HTTPAddr, OpenIngest: len(cfg.WriteKeys) == 0}.Wrap(mux), log)
 }

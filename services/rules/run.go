@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	access.MetricsToken = getenv("VERDICT_METRICS_TOKEN")
+	access.Addr, access.BaseURL = *httpAddr, getenv("VERDICT_BASE_URL")
 	if err := web.CheckExposure(*httpAddr, access, getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"); err != nil {
 		return err
 	}

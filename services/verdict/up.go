@@ -169,6 +169,7 @@ func (c *upConfig) validate() error {
 	if err := c.natsAuth.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	c.access.Addr, c.access.BaseURL = c.httpAddr, c.baseURL
 	if c.access.APITokens, err = web.ParseTokens("VERDICT_API_TOKENS", c.apiTokens); err != nil {
 		errs = append(errs, err)
 	} else if err := web.CheckExposure(c.httpAddr, c.access, c.insecure); err != nil {
@@ -191,6 +192,7 @@ func (c *upConfig) validate() error {
 	if c.gateway.WriteKeys, err = gateway.ParseWriteKeys(c.writeKeys); err != nil {
 		errs = append(errs, err)
 	}
+	c.access.OpenIngest = len(c.gateway.WriteKeys) == 0
 	if c.gateway.Unit, err = gateway.ParseUnit(c.gatewayUnit); err != nil {
 		errs = append(errs, err)
 	}

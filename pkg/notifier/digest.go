@@ -65,11 +65,11 @@ func lastFire(s cron.Schedule, now time.Time) time.Time {
 // digestLoop sends the digest of each period once its schedule fires,
 // checking every interval; a notifier that was down when it fired sends
 // that period's digest when it comes back, until the next one fires.
-func (n *Notifier) digestLoop(ctx context.Context, s cron.Schedule, every time.Duration, readouts jetstream.Stream) {
+func (n *Notifier) digestLoop(ctx context.Context, s cron.Schedule, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if err := n.digestOnce(ctx, s, readouts); err != nil && ctx.Err() == nil {
+		if err := n.digestOnce(ctx, s); err != nil && ctx.Err() == nil {
 			n.log.Warn("digest", "err", err)
 		}
 		select {
@@ -84,7 +84,7 @@ func (n *Notifier) digestLoop(ctx context.Context, s cron.Schedule, every time.D
 // latest firing, to every owner and default Slack target not yet sent it.
 // Each is claimed in the bucket first (key digest.<end>.<owner hash>), so
 // that, however many notifiers run and restart, each goes out once.
-func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule, readouts jetstream.Stream) (err error) {
+func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule) (err error) {
 	now := n.now().UTC()
 	others := false // a digest another notifier claimed: look again later
 	end := lastFire(s, now)
@@ -108,17 +108,28 @@ func (n *Notifier) digestOnce(ctx context.Context, s cron.Schedule, readouts jet
 	if err != nil {
 		return err
 	}
+	// Each experiment's latest readout as the rules service took it (not
+	// the stream's last message, which anyone who may publish readouts
+	// could have put there: verify.go).
 	latest := map[string]readout.Readout{}
+	kv, err := n.decisions(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("open %s: %w", stream.DecisionsBucket, err)
+	}
 	for _, e := range defs.Experiments {
-		m, err := readouts.GetLastMsgForSubject(ctx, stream.ReadoutsPrefix+e.Key)
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
+		if kv == nil {
+			break
+		}
+		entry, err := kv.Get(ctx, e.Key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("latest readout of %s: %w", e.Key, err)
 		}
+		var st decisionState
 		var r readout.Readout
-		if json.Unmarshal(m.Data, &r) == nil && r.Experiment == e.Key {
+		if json.Unmarshal(entry.Value(), &st) == nil && json.Unmarshal(st.Readout, &r) == nil && r.Experiment == e.Key {
 			latest[e.Key] = r
 		}
 	}

@@ -285,3 +285,48 @@ func TestSlackEscaped(t *testing.T) {
 		t.Errorf("Slack text %q: want the summary escaped", msg.Text)
 	}
 }
+
+// TestForgedReadouts: readouts the rules service never took — a version
+// far ahead, another label under a real version, an experiment without
+// state — are refused and counted; they poison nothing: the real readouts
+// after them are emailed as if they had never come.
+func TestForgedReadouts(t *testing.T) {
+	h := newHarness(t)
+	h.define("no-state", "pm@shop.example")
+	rec := &recorder{}
+	stop := h.start(Config{Sender: rec})
+	h.forge(h.readout("persevere", 999_999_999), "forged-ahead")
+	h.publish(h.readout("collecting", 1))
+	h.forge(h.readout("pivot", 1), "forged-same-version")
+	other := h.readout("persevere", 1)
+	other.Experiment = "no-state"
+	h.forge(other, "forged-no-state")
+	h.publish(h.readout("salvage", 2))
+	h.waitHandled()
+	stop()
+	sent := rec.sent()
+	if len(sent) != 1 || !strings.Contains(sent[0].MessageID, ".v2.") {
+		var ids []string
+		for _, e := range sent {
+			ids = append(ids, e.MessageID)
+		}
+		t.Errorf("emails %q, want exactly one, of the real readout 2", ids)
+	}
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0.0
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if mf.GetName() == "verdict_notifier_readouts_total" && l.GetName() == "outcome" && l.GetValue() == "refused" {
+					refused = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if refused != 3 {
+		t.Errorf("verdict_notifier_readouts_total{outcome=refused} = %v, want 3", refused)
+	}
+}

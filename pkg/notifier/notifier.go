@@ -250,6 +250,7 @@ func Run(ctx context.Context, cfg Config) error {
 		http:        hookClient(cfg.AllowedHosts),
 		definitions: func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, defs) },
 	}
+	n.decisions = func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, stream.DecisionsBucket) }
 	n.definition = func(ctx context.Context, experiment string) (config.Experiment, bool, error) {
 		d, err := n.definitions(ctx)
 		if err != nil {
@@ -259,13 +260,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return e, ok, nil
 	}
 	if schedule, _ := ParseDigest(cfg.Digest); schedule != nil {
-		readouts, err := js.Stream(ctx, stream.ReadoutsStream)
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", stream.ReadoutsStream, err)
-		}
 		done := make(chan struct{})
 		defer func() { <-done }()
-		go func() { defer close(done); n.digestLoop(ctx, schedule, cfg.DigestCheck, readouts) }()
+		go func() { defer close(done); n.digestLoop(ctx, schedule, cfg.DigestCheck) }()
 		log.Info("digests", "schedule", cmp.Or(cfg.Digest, DefaultDigest))
 	}
 	log.Info("notifying", "stream", stream.ReadoutsStream, "consumer", ConsumerName, "bucket", Bucket)
@@ -314,6 +311,8 @@ type Notifier struct {
 	// whether it is defined there: its owners and notify are the only
 	// recipients.
 	definition func(ctx context.Context, experiment string) (config.Experiment, bool, error)
+	// decisions opens the rules' state bucket (verify.go).
+	decisions func(ctx context.Context) (jetstream.KeyValue, error)
 	// definitions are every stored definition (for digests).
 	definitions func(ctx context.Context) (config.Definitions, error)
 	// digested is the end of the last period whose digests all went out
@@ -438,6 +437,23 @@ func (n *Notifier) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := n.log.With("experiment", r.Experiment, "version", r.Version)
+	if err := n.verify(ctx, r, msg.Data()); errors.Is(err, errRefused) || errors.Is(err, errSuperseded) {
+		outcome := "refused"
+		if errors.Is(err, errSuperseded) {
+			outcome = "superseded"
+			log.Debug("readout superseded: a later one carries its decision", "why", err)
+		} else {
+			log.Warn("readout refused: not the one the rules service took", "why", err)
+		}
+		n.metrics.readouts.WithLabelValues(outcome).Inc()
+		_ = msg.Term()
+		return
+	} else if err != nil {
+		// NATS could not say: the readout comes again.
+		log.Warn("verify readout, will retry", "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
 	outcome, err := n.process(ctx, log, r)
 	if err != nil {
 		// Only shutdown gets here: hand the readout back at once, so the

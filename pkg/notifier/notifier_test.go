@@ -291,7 +291,49 @@ func (h *harness) publish(r readout.Readout, msgID ...string) {
 		id = msgID[0]
 	}
 	m.Header.Set(nats.MsgIdHdr, id)
+	h.take(r.Experiment, r.Version, b)
 	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// forge publishes r as anyone who may publish on verdict.readouts.* can:
+// without the rules service having taken it.
+func (h *harness) forge(r readout.Readout, msgID string) {
+	h.t.Helper()
+	b, err := json.Marshal(r)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	m := nats.NewMsg(stream.ReadoutsPrefix + r.Experiment)
+	m.Data = b
+	m.Header.Set(nats.MsgIdHdr, msgID)
+	if _, err := h.js.PublishMsg(context.Background(), m); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// take stores the readout in verdict_decisions as the rules service does
+// before it publishes (the notifier acts only on readouts found there),
+// unless a later version is stored already.
+func (h *harness) take(experiment string, version int64, doc []byte) {
+	h.t.Helper()
+	ctx := context.Background()
+	kv, err := h.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: stream.DecisionsBucket, History: 5})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var st decisionState
+	if e, err := kv.Get(ctx, experiment); err == nil {
+		if err := json.Unmarshal(e.Value(), &st); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	if uint64(version) < st.Version {
+		return
+	}
+	b, _ := json.Marshal(decisionState{Version: uint64(version), Readout: doc})
+	if _, err := kv.Put(ctx, experiment, b); err != nil {
 		h.t.Fatal(err)
 	}
 }

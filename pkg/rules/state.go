@@ -19,7 +19,7 @@ import (
 
 // StateBucket is the KV bucket that keeps each experiment's decision
 // between looks and across restarts, one key per experiment.
-const StateBucket = "verdict_decisions"
+const StateBucket = stream.DecisionsBucket
 
 // State is what the rules service keeps of an experiment between looks:
 // its decision lifecycle and the running intersection of its confidence

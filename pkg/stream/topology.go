@@ -14,6 +14,11 @@ import (
 	"github.com/verdictlabs/verdict/pkg/event"
 )
 
+// DecisionsBucket is the KV bucket where the rules service keeps each
+// experiment's decision state, with its latest readout (pkg/rules); the
+// notifier checks every readout against it.
+const DecisionsBucket = "verdict_decisions"
+
 // Stream names and subjects of the contract.
 const (
 	EventsStream   = "VERDICT_EVENTS"

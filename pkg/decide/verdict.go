@@ -331,6 +331,7 @@ func (x *experiment) salvageCandidates() {
 				i++
 				switch {
 				case s.harmed:
+				case s.value == readout.OtherSegment: // tested, but names no segment to keep
 				case w.adjusted < x.opt.alpha && m.res.AbsEffect*m.sign > 0:
 					a.segmentWins = append(a.segmentWins, w)
 				case x.promising(m):

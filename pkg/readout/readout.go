@@ -174,7 +174,16 @@ type Health struct {
 	// definition does not list (left out of every number); above 1% of
 	// exposed units the experiment is invalid.
 	UnknownVariantUnits int64 `json:"unknown_variant_units"`
+	// SegmentValuesGrouped counts, per segment dimension, the values
+	// beyond the 20 with the most units: they are reported and tested
+	// together as one value, OtherSegment. Absent when none were.
+	SegmentValuesGrouped map[string]int `json:"segment_values_grouped,omitempty"`
 }
+
+// OtherSegment is the segment value of a dimension's values beyond the 20
+// with the most units, taken together. It is reported and tested like any
+// value, but never recommended for a salvage: it names no one segment.
+const OtherSegment = "(other)"
 
 // VariantCount is one variant's units against its planned share.
 type VariantCount struct {

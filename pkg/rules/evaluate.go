@@ -24,7 +24,19 @@ import (
 // record to keep for the next look. Looks where a variant of weight > 0
 // has fewer than min_units units neither narrow nor are recorded: their
 // variance estimates are too rough to bind later looks to.
+//
+// A segment dimension's values beyond the MaxSegmentValues with the most
+// units are taken together as readout.OtherSegment (groupSegments), whose
+// members change as values rise and fall: it is compared at every look
+// but never narrowed. The running record keeps only cells the look has.
 func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st warehouse.ExperimentStats, now time.Time, running map[string]stats.Running) (readout.Readout, map[string]stats.Running) {
+	st, grouped := groupSegments(st, MaxSegmentValues)
+	ro, next := evaluate(exp, metrics, st, now, running)
+	ro.Health.SegmentValuesGrouped = grouped
+	return ro, next
+}
+
+func evaluate(exp config.Experiment, metrics map[string]config.Metric, st warehouse.ExperimentStats, now time.Time, running map[string]stats.Running) (readout.Readout, map[string]stats.Running) {
 	cells := make(map[cellKey]stats.Arm, len(st.Cells))
 	pres := make(map[cellKey]stats.Pre, len(st.Cells))
 	values := map[string]map[string]bool{} // dimension → values seen
@@ -43,9 +55,21 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		opt.Tuning = stats.DefaultTuning
 	}
 	narrow := exp.Sequential && enoughUnits(exp, st.Units)
+	// The cells of this look a running record may be kept for (not a
+	// value grouped since, nor one of an old definition).
+	has := make(map[string]bool, len(st.Cells))
+	for _, c := range st.Cells {
+		if c.Value != readout.OtherSegment {
+			has[RunningKey(c.Variant, c.Metric, c.Dimension, c.Value)] = true
+		}
+	}
 	next := map[string]stats.Running{}
 	if !narrow {
-		next = running
+		for k, v := range running {
+			if has[k] {
+				next[k] = v
+			}
+		}
 	}
 	compare := func(m config.Metric, variant, dim, value string) (decide.Comparison, bool) {
 		ctl, okC := cells[cellKey{exp.Control, m.Key, dim, value}]
@@ -63,7 +87,7 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		} else {
 			r, err = stats.Compare(m.Kind, ctl, trt, opt)
 		}
-		if err == nil && narrow {
+		if err == nil && narrow && value != readout.OtherSegment {
 			key := RunningKey(variant, m.Key, dim, value)
 			if prev, ok := running[key]; ok {
 				r, next[key] = stats.Intersect(prev, r)
@@ -129,7 +153,7 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		// A cell without a result at this look (its comparison failed)
 		// keeps what it had.
 		for k, v := range running {
-			if _, ok := next[k]; !ok {
+			if _, ok := next[k]; !ok && has[k] {
 				next[k] = v
 			}
 		}

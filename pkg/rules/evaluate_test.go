@@ -1,6 +1,8 @@
 package rules_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -322,5 +324,96 @@ func TestEvaluateDataThrough(t *testing.T) {
 	ro, _ := rules.Evaluate(exp, evMetrics, warehouse.ExperimentStats{Units: map[string]uint64{"b": 0, "control": 0, "c": 0}}, evStart.Add(time.Hour), nil)
 	if !ro.DataThrough.Equal(exp.Start) || ro.Status != readout.Collecting || ro.Progress.Units != 0 {
 		t.Errorf("data_through %v, status %s, units %d; want %v, collecting, 0", ro.DataThrough, ro.Status, ro.Progress.Units, exp.Start)
+	}
+}
+
+// TestEvaluateManySegmentValues: 3,001 values of one dimension (what a
+// made-up or a real high-cardinality attribute gives) are tested as the 20
+// with the most units and one "(other)"; the readout says how many were
+// grouped, the running record stays that small (and drops what an earlier
+// look kept for values grouped since), and "(other)" winning everywhere
+// salvages nothing, while a top value's win still does.
+func TestEvaluateManySegmentValues(t *testing.T) {
+	many := func(otherWins bool) warehouse.ExperimentStats {
+		st := flatStats()
+		for i := range 3000 {
+			value := fmt.Sprintf("p%04d", i)
+			conv := 1.0
+			if otherWins {
+				conv = 4
+			}
+			set(&st, "control", "conv", "platform", value, propArm(8, 1))
+			set(&st, "b", "conv", "platform", value, propArm(4, conv))
+			set(&st, "c", "conv", "platform", value, propArm(4, 1))
+		}
+		return st
+	}
+	// A record an earlier look kept for values grouped now.
+	before := map[string]stats.Running{}
+	for i := 1000; i < 3000; i++ {
+		before[rules.RunningKey("b", "conv", "platform", fmt.Sprintf("p%04d", i))] = stats.Running{}
+	}
+
+	st := many(false)
+	set(&st, "control", "conv", "platform", "ios", propArm(250, 25))
+	set(&st, "b", "conv", "platform", "ios", propArm(250, 100))
+	ro, running := rules.Evaluate(evExperiment(), evMetrics, st, evNow, before)
+	// 3,000, and ios and web of flatStats.
+	if got := ro.Health.SegmentValuesGrouped["platform"]; got != 3002-rules.MaxSegmentValues {
+		t.Errorf("segment_values_grouped[platform] = %d, want %d", got, 3002-rules.MaxSegmentValues)
+	}
+	var salvage []string
+	for _, it := range ro.Salvage {
+		salvage = append(salvage, it.Variant+" "+it.Dimension+"="+it.Value)
+	}
+	if ro.Label != readout.Salvage || !cmp.Equal(salvage, []string{"b platform=ios"}) {
+		t.Errorf("label %q, salvage %v; want salvage of b platform=ios", ro.Label, salvage)
+	}
+	segmentKeys := 0
+	for k := range running {
+		if strings.Contains(k, "|platform|") {
+			segmentKeys++
+		}
+		if strings.Contains(k, readout.OtherSegment) {
+			t.Errorf("running record for %s: the group changes members, it is never narrowed", k)
+		}
+	}
+	// At most the 20 kept values × 2 treatments × 2 segmented metrics.
+	if segmentKeys > rules.MaxSegmentValues*2*2 {
+		t.Errorf("%d segment cells in the running record, want at most %d", segmentKeys, rules.MaxSegmentValues*2*2)
+	}
+	if b, _ := json.Marshal(running); len(b) > 64<<10 {
+		t.Errorf("running record of %d bytes", len(b))
+	}
+
+	// "(other)" is every grouped value's units together.
+	ro, _ = rules.Evaluate(evExperiment(), evMetrics, many(true), evNow, nil)
+	if ro.Label == readout.Salvage {
+		t.Errorf("label salvage (%v) from the grouped values: \"(other)\" names no segment to keep", ro.Salvage)
+	}
+}
+
+// TestGroupSegmentsSums: the "(other)" cells are the sums of the grouped
+// values' cells (CUPED's sums add up the same way).
+func TestGroupSegmentsSums(t *testing.T) {
+	st := warehouse.ExperimentStats{}
+	var want stats.Arm
+	for i := range 30 {
+		a := stats.Arm{N: float64(100 - i), Sum: float64(i), SumSquares: float64(2 * i)}
+		set(&st, "control", "conv", "platform", fmt.Sprintf("v%02d", i), a)
+		if i >= rules.MaxSegmentValues {
+			want.N, want.Sum, want.SumSquares = want.N+a.N, want.Sum+a.Sum, want.SumSquares+a.SumSquares
+		}
+	}
+	got := rules.GroupSegments(st)
+	arm, ok := got.Cell("control", "conv", "platform", readout.OtherSegment)
+	if !ok || arm != want {
+		t.Errorf("(other) = %+v (found %v), want %+v", arm, ok, want)
+	}
+	if _, ok := got.Cell("control", "conv", "platform", "v19"); !ok {
+		t.Error("v19, the 20th largest, was grouped")
+	}
+	if _, ok := got.Cell("control", "conv", "platform", "v20"); ok {
+		t.Error("v20, the 21st largest, was kept")
 	}
 }

@@ -23,6 +23,11 @@ type Auth struct {
 	User, Password  string
 	Token           string
 	CA, Cert, Key   string // files
+	// InboxPrefix replaces _INBOX, where replies come
+	// (VERDICT_NATS_INBOX_PREFIX): a user who may not read every inbox of
+	// the account reads its own (deploy/nats/embedded.conf's producer:
+	// _INBOX_producer).
+	InboxPrefix string
 }
 
 // AuthFromEnv reads the VERDICT_NATS_* variables.
@@ -32,6 +37,7 @@ func AuthFromEnv(getenv func(string) string) Auth {
 		User: getenv("VERDICT_NATS_USER"), Password: getenv("VERDICT_NATS_PASSWORD"),
 		Token: getenv("VERDICT_NATS_TOKEN"),
 		CA:    getenv("VERDICT_NATS_TLS_CA"), Cert: getenv("VERDICT_NATS_TLS_CERT"), Key: getenv("VERDICT_NATS_TLS_KEY"),
+		InboxPrefix: getenv("VERDICT_NATS_INBOX_PREFIX"),
 	}
 }
 
@@ -81,6 +87,9 @@ func (a Auth) Options() ([]nats.Option, error) {
 	}
 	if a.Cert != "" {
 		opts = append(opts, nats.ClientCert(a.Cert, a.Key))
+	}
+	if a.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(a.InboxPrefix))
 	}
 	return opts, nil
 }

@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
@@ -154,8 +156,48 @@ func TestDeployComposeConfig(t *testing.T) {
 	cmd := exec.Command(compose, "--env-file", empty, "-f", "docker-compose.yml", "config", "-q")
 	cmd.Dir = deployRoot
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // none of the secrets
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "CLICKHOUSE_PASSWORD") {
-		t.Errorf("docker-compose config without .env: %v\n%s\nwant a refusal naming CLICKHOUSE_PASSWORD", err, out)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "_PASSWORD in .env") {
+		t.Errorf("docker-compose config without .env: %v\n%s\nwant a refusal naming a password to set in .env", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(deployRoot, "docker-compose.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"127.0.0.1:3000:3000"`, `GF_AUTH_ANONYMOUS_ENABLED: "false"`, `command: ["-c", "/etc/nats/compose.conf"]`, "VERDICT_NATS_USER: verdict"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("docker-compose.yml lacks %s", want)
+		}
+	}
+}
+
+// TestDeployNATSConfig: the compose stack's NATS configuration is read by
+// nats-server itself, with JetStream and the users of embedded.conf; the
+// producer and the reader cannot read the account's inboxes.
+func TestDeployNATSConfig(t *testing.T) {
+	for _, v := range []string{"VERDICT_NATS_PASSWORD", "VERDICT_NATS_PRODUCER_PASSWORD", "VERDICT_NATS_READER_PASSWORD"} {
+		t.Setenv(v, "pw-"+v)
+	}
+	opts, err := natsserver.ProcessConfigFile(filepath.Join(deployRoot, "deploy", "nats", "compose.conf"))
+	if err != nil {
+		t.Fatalf("nats-server reads deploy/nats/compose.conf: %v", err)
+	}
+	if !opts.JetStream || opts.StoreDir != "/data" {
+		t.Errorf("JetStream %v in %q, want on in /data", opts.JetStream, opts.StoreDir)
+	}
+	users := map[string]*natsserver.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
+	for _, name := range []string{"verdict", "producer", "reader"} {
+		if users[name] == nil {
+			t.Fatalf("no user %s", name)
+		}
+	}
+	for _, name := range []string{"producer", "reader"} {
+		p := users[name].Permissions
+		if p == nil || p.Subscribe == nil || slices.Contains(p.Subscribe.Allow, "_INBOX.>") || slices.Contains(p.Subscribe.Allow, ">") {
+			t.Errorf("%s may subscribe to every inbox: %+v", name, p)
+		}
 	}
 }
 

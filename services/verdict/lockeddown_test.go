@@ -119,6 +119,7 @@ func testLockedDown(t *testing.T, eng warehouse.Engine) {
 	// The producer publishes the product's traffic, and nothing else.
 	violations := make(chan error, 16)
 	producer, err := nats.Connect(natsURL, nats.UserInfo("producer", producerPW), nats.RootCAs(cert.CertFile),
+		nats.CustomInboxPrefix("_INBOX_producer"),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { violations <- err }))
 	if err != nil {
 		t.Fatalf("connect as producer: %v", err)
@@ -157,6 +158,43 @@ func testLockedDown(t *testing.T, eng warehouse.Engine) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("the producer published a readout without a permissions violation")
+	}
+
+	// Neither the producer nor the reader may read the account's inboxes,
+	// where every reply to verdict's services comes (the events ingest
+	// fetches, the definitions and decision state it reads), nor the KV
+	// buckets.
+	readerViolations := make(chan error, 16)
+	reader, err := nats.Connect(natsURL, nats.UserInfo("reader", readerPW), nats.RootCAs(cert.CertFile),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { readerViolations <- err }))
+	if err != nil {
+		t.Fatalf("connect as reader: %v", err)
+	}
+	defer reader.Close()
+	for _, c := range []struct {
+		who        string
+		nc         *nats.Conn
+		violations chan error
+		subject    string
+	}{
+		{"producer", producer, violations, "_INBOX.>"},
+		{"producer", producer, violations, "$KV.verdict_config.>"},
+		{"reader", reader, readerViolations, "_INBOX.>"},
+		{"reader", reader, readerViolations, "$KV.>"},
+		{"reader", reader, readerViolations, "verdict.events.>"},
+	} {
+		sub, err := c.nc.SubscribeSync(c.subject)
+		if err == nil {
+			c.nc.Flush()
+			select {
+			case err = <-c.violations:
+			case <-time.After(5 * time.Second):
+			}
+			sub.Unsubscribe()
+		}
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Errorf("%s subscribing to %s: %v, want a permissions violation", c.who, c.subject, err)
+		}
 	}
 
 	// HTTP: the API wants the token, ingest wants a write key.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -33,6 +34,13 @@ type Config struct {
 	// NATSServerConfig is a nats-server config file for the embedded
 	// server (VERDICT_NATS_SERVER_CONFIG): its accounts, users and TLS.
 	NATSServerConfig string
+	// ExternalNATS and ExternalClickHouse say the servers at NATSURL and
+	// ClickHouse.Addr are the user's (VERDICT_NATS_EXTERNAL,
+	// VERDICT_CLICKHOUSE_EXTERNAL): Run starts none and sends them its
+	// credentials. Without them, a server that already answers is used only
+	// when there are no credentials to send it: verdict up does not hand
+	// its passwords to whatever happens to listen on its ports.
+	ExternalNATS, ExternalClickHouse bool
 	// NATSReplicas are the replicas of the streams and buckets
 	// (VERDICT_NATS_REPLICAS; 0 keeps what they have).
 	NATSReplicas int
@@ -68,12 +76,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("create VERDICT_DATA_DIR %s: %w", cfg.DataDir, err)
 	}
 
-	if stream.Reachable(cfg.NATSURL, cfg.NATSAuth, time.Second) {
-		log.Info("using external nats-server", "url", stream.Redact(cfg.NATSURL))
+	natsListening := stream.Listening(cfg.NATSURL, time.Second)
+	switch {
+	case cfg.ExternalNATS:
+		log.Info("using external nats-server (VERDICT_NATS_EXTERNAL)", "url", stream.Redact(cfg.NATSURL))
 		if cfg.NATSServerConfig != "" {
-			log.Warn("VERDICT_NATS_SERVER_CONFIG is for the embedded server; a server already answers, so it is not used", "file", cfg.NATSServerConfig)
+			log.Warn("VERDICT_NATS_SERVER_CONFIG is for the embedded server; VERDICT_NATS_EXTERNAL says the server is yours, so it is not used", "file", cfg.NATSServerConfig)
 		}
-	} else {
+	case natsListening && (cfg.NATSAuth.HasSecret() || strings.Contains(cfg.NATSURL, "@") || cfg.NATSServerConfig != ""):
+		return fmt.Errorf("something already listens at %s (VERDICT_NATS_URL), and verdict up did not start it: it will not send it the NATS credentials, nor use it in place of its embedded server (VERDICT_NATS_SERVER_CONFIG). Stop what listens there, choose another address, or set VERDICT_NATS_EXTERNAL=1 if it is your NATS server", stream.Redact(cfg.NATSURL))
+	case natsListening:
+		log.Info("using the nats-server that already answers (no credentials to send it)", "url", stream.Redact(cfg.NATSURL))
+	default:
 		ns, err := stream.RunServer(stream.ServerConfig{
 			URL:        cfg.NATSURL,
 			StoreDir:   filepath.Join(cfg.DataDir, "nats"),
@@ -92,9 +106,16 @@ func Run(ctx context.Context, cfg Config) error {
 	// Over TLS or on a cluster the servers are someone else's: the local
 	// one has no certificate and is no cluster, and a plain ping of a TLS
 	// port finds nobody.
-	if cfg.ClickHouse.TLS || cfg.ClickHouse.Cluster != "" || warehouse.Reachable(ctx, cfg.ClickHouse.Addr) {
+	switch chListening := !cfg.ExternalClickHouse && warehouse.Reachable(ctx, cfg.ClickHouse.Addr); {
+	case cfg.ExternalClickHouse || cfg.ClickHouse.TLS || cfg.ClickHouse.Cluster != "":
 		log.Info("using external clickhouse", "addr", cfg.ClickHouse.Addr, "tls", cfg.ClickHouse.TLS)
-	} else {
+	case chListening && cfg.ClickHouse.Password != "":
+		return fmt.Errorf("a ClickHouse server already answers at %s (VERDICT_CLICKHOUSE_ADDR), and verdict up did not start it: it will not send it VERDICT_CLICKHOUSE_PASSWORD. Stop it, choose another address, or set VERDICT_CLICKHOUSE_EXTERNAL=1 if it is your server", cfg.ClickHouse.Addr)
+	case chListening:
+		log.Info("using the clickhouse that already answers (no password to send it)", "addr", cfg.ClickHouse.Addr)
+	case !web.IsLoopback(cfg.ClickHouse.Addr) && cfg.ClickHouse.Password == "":
+		return fmt.Errorf("VERDICT_CLICKHOUSE_ADDR %s is not a loopback address: the local ClickHouse would let anyone who reaches it in without a password. Use a loopback address, or set VERDICT_CLICKHOUSE_PASSWORD (the server engine)", cfg.ClickHouse.Addr)
+	default:
 		// With VERDICT_CLICKHOUSE_PASSWORD set, the local server's only
 		// user is VERDICT_CLICKHOUSE_USER with that password (the server
 		// engine; chdb refuses a password).

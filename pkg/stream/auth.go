@@ -62,6 +62,11 @@ func (a Auth) Validate() error {
 	return errors.Join(errs...)
 }
 
+// HasSecret reports whether a carries a credential to send a server.
+func (a Auth) HasSecret() bool {
+	return a.Creds != "" || a.NKeySeed != "" || a.Password != "" || a.Token != ""
+}
+
 // Options are the nats.go options for a.
 func (a Auth) Options() ([]nats.Option, error) {
 	if err := a.Validate(); err != nil {

@@ -102,6 +102,25 @@ func Reachable(url string, auth Auth, timeout time.Duration) bool {
 	return true
 }
 
+// Listening reports whether anything accepts a TCP connection at the host
+// and port of url, without saying anything to it.
+func Listening(rawURL string, timeout time.Duration) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	c, err := net.DialTimeout("tcp", host, timeout)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // Connect connects to NATS and keeps reconnecting for as long as the
 // connection is wanted: a service outlives a restart of nats-server.
 func Connect(ctx context.Context, url string, auth Auth, name string, logger *slog.Logger) (*nats.Conn, error) {

@@ -28,18 +28,20 @@ import (
 // upConfig is what `verdict up` and `verdict demo` are configured with; the
 // flags' defaults come from the environment.
 type upConfig struct {
-	natsURL   string                // VERDICT_NATS_URL
-	natsAuth  stream.Auth           // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
-	natsConf  string                // VERDICT_NATS_SERVER_CONFIG
-	natsRepl  string                // VERDICT_NATS_REPLICAS
-	natsDup   string                // VERDICT_NATS_DUPLICATE_WINDOW
-	ch        warehouse.Config      // VERDICT_CLICKHOUSE_*
-	chLocal   warehouse.LocalConfig // VERDICT_CLICKHOUSE_LOCAL, VERDICT_CHDB_LIB
-	httpAddr  string                // VERDICT_HTTP_ADDR
-	dataDir   string                // VERDICT_DATA_DIR
-	logLevel  string                // VERDICT_LOG_LEVEL
-	batch     string                // VERDICT_INGEST_BATCH
-	batchWait string                // VERDICT_INGEST_BATCH_WAIT
+	natsURL  string      // VERDICT_NATS_URL
+	natsAuth stream.Auth // VERDICT_NATS_CREDS, _NKEY, _USER, _PASSWORD, _TOKEN, _TLS_*
+	natsConf string      // VERDICT_NATS_SERVER_CONFIG
+	// VERDICT_NATS_EXTERNAL, VERDICT_CLICKHOUSE_EXTERNAL
+	externalNATS, externalCH bool
+	natsRepl                 string                // VERDICT_NATS_REPLICAS
+	natsDup                  string                // VERDICT_NATS_DUPLICATE_WINDOW
+	ch                       warehouse.Config      // VERDICT_CLICKHOUSE_*
+	chLocal                  warehouse.LocalConfig // VERDICT_CLICKHOUSE_LOCAL, VERDICT_CHDB_LIB
+	httpAddr                 string                // VERDICT_HTTP_ADDR
+	dataDir                  string                // VERDICT_DATA_DIR
+	logLevel                 string                // VERDICT_LOG_LEVEL
+	batch                    string                // VERDICT_INGEST_BATCH
+	batchWait                string                // VERDICT_INGEST_BATCH_WAIT
 
 	rulesInterval  string              // VERDICT_RULES_INTERVAL
 	decisionHold   string              // VERDICT_DECISION_HOLD
@@ -99,13 +101,15 @@ func (c *upConfig) register(fs *flag.FlagSet, getenv func(string) string) {
 	})
 	fs.StringVar(&c.natsRepl, "nats-replicas", getenv("VERDICT_NATS_REPLICAS"), "replicas of the streams and KV buckets, 1 to 5; unset keeps what they have (VERDICT_NATS_REPLICAS)")
 	fs.StringVar(&c.natsDup, "nats-duplicate-window", getenv("VERDICT_NATS_DUPLICATE_WINDOW"), "how long VERDICT_EVENTS remembers Nats-Msg-Id to drop copies; about 140 B of memory per message in the window (VERDICT_NATS_DUPLICATE_WINDOW; default 10s)")
-	c.natsAuth = stream.AuthFromEnv(getenv)    // secrets: not flags
+	c.natsAuth = stream.AuthFromEnv(getenv) // secrets: not flags
+	fs.BoolVar(&c.externalNATS, "nats-external", isTrue(getenv("VERDICT_NATS_EXTERNAL")), "the NATS server at VERDICT_NATS_URL is yours: start none, send it the credentials (VERDICT_NATS_EXTERNAL)")
+	fs.BoolVar(&c.externalCH, "clickhouse-external", isTrue(getenv("VERDICT_CLICKHOUSE_EXTERNAL")), "the ClickHouse at VERDICT_CLICKHOUSE_ADDR is yours: start none, send it the password (VERDICT_CLICKHOUSE_EXTERNAL)")
 	c.writeKeys = getenv("VERDICT_WRITE_KEYS") // not a flag: it would show in ps
 	c.apiTokens = getenv("VERDICT_API_TOKENS") // nor these
 	c.access.MetricsToken = getenv("VERDICT_METRICS_TOKEN")
 	c.slack, c.webhooks = getenv("VERDICT_SLACK_WEBHOOKS"), getenv("VERDICT_WEBHOOKS") // URLs with credentials: not flags
 	c.webhookSecret = getenv("VERDICT_WEBHOOK_SECRET")
-	c.insecure = getenv("VERDICT_INSECURE") == "1" || getenv("VERDICT_INSECURE") == "true"
+	c.insecure = isTrue(getenv("VERDICT_INSECURE"))
 	fs.StringVar(&c.allowedDomains, "smtp-allowed-domains", getenv("VERDICT_SMTP_ALLOWED_DOMAINS"), "comma-separated recipient domains; owners elsewhere are refused (VERDICT_SMTP_ALLOWED_DOMAINS; default the sender's domain, * for any)")
 	fs.StringVar(&c.allowedHosts, "webhook-allowed-hosts", getenv("VERDICT_WEBHOOK_ALLOWED_HOSTS"), "comma-separated hosts (or *.domain) Slack and webhook URLs may name, loopback and private addresses included; unset: any public host (VERDICT_WEBHOOK_ALLOWED_HOSTS)")
 	fs.StringVar(&c.digest, "digest", getenv("VERDICT_DIGEST"), "digest schedule, cron in UTC (default \"0 9 * * 1\": Mondays 09:00), or off (VERDICT_DIGEST)")
@@ -204,17 +208,19 @@ func (c *upConfig) validate() error {
 
 func (c *upConfig) stack(log *slog.Logger) stack.Config {
 	return stack.Config{
-		NATSURL:          c.natsURL,
-		NATSAuth:         c.natsAuth,
-		NATSServerConfig: c.natsConf,
-		NATSReplicas:     c.natsReplicas,
-		NATSDuplicates:   c.natsDuplicates,
-		ClickHouse:       c.ch,
-		LocalClickHouse:  c.chLocal,
-		HTTPAddr:         c.httpAddr,
-		DataDir:          c.dataDir,
-		Ingest:           ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
-		Rules:            rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
+		NATSURL:            c.natsURL,
+		NATSAuth:           c.natsAuth,
+		NATSServerConfig:   c.natsConf,
+		ExternalNATS:       c.externalNATS || strings.Contains(c.natsURL, ","), // a cluster is someone's
+		ExternalClickHouse: c.externalCH,
+		NATSReplicas:       c.natsReplicas,
+		NATSDuplicates:     c.natsDuplicates,
+		ClickHouse:         c.ch,
+		LocalClickHouse:    c.chLocal,
+		HTTPAddr:           c.httpAddr,
+		DataDir:            c.dataDir,
+		Ingest:             ingest.Config{BatchSize: c.batchN, BatchWait: c.batchWaitD},
+		Rules:              rules.Config{Interval: c.rulesIntervalD, Hold: c.decisionHoldD},
 		Notifier: notifier.Config{SMTP: c.smtp, BaseURL: c.baseURL, AllowedDomains: strings.Split(c.allowedDomains, ","), AllowedHosts: c.hookHosts,
 			Slack: c.slackURLs, Webhooks: c.webhookURLs, WebhookSecret: c.webhookSecret, Digest: c.digest},
 		Gateway: c.gateway,
@@ -270,3 +276,6 @@ func limitMemory(getenv func(string) string) {
 		debug.SetMemoryLimit(upMemoryLimit)
 	}
 }
+
+// isTrue reads a yes/no setting: 1 or true.
+func isTrue(v string) bool { return v == "1" || strings.EqualFold(v, "true") }

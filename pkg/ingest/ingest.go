@@ -23,6 +23,9 @@ import (
 // ConsumerName is the durable consumer that ingest reads VERDICT_EVENTS with.
 const ConsumerName = "ingest"
 
+// DefaultAckWait is Config.AckWait's default.
+const DefaultAckWait = 15 * time.Second
+
 // MaxFetchBytes bounds one fetch in bytes as well as in messages: a batch
 // of 10,000 typical events is about 3 MB, a batch of the largest (64 KiB)
 // would be 640 MB. Each worker holds a few batches at a time.
@@ -35,9 +38,13 @@ type Config struct {
 	ClickHouse warehouse.Config // VERDICT_CLICKHOUSE_ADDR, VERDICT_CLICKHOUSE_DB
 	BatchSize  int              // messages per batch, default 10000
 	BatchWait  time.Duration    // longest wait to fill a batch, default 1s
-	AckWait    time.Duration    // redelivery after a silent crash, default 1m
-	Window     event.Window     // accepted ts range, default event.DefaultWindow
-	Limits     stream.Limits    // stream limits, default stream.DefaultLimits
+	// AckWait is how soon the messages of a worker that died without a
+	// word (kill -9, a lost host) go to another: default 15s. A batch
+	// being worked on is kept from redelivery by in-progress acks every
+	// AckWait/3, however long its insert takes.
+	AckWait time.Duration
+	Window  event.Window  // accepted ts range, default event.DefaultWindow
+	Limits  stream.Limits // stream limits, default stream.DefaultLimits
 	// ConsumerPoll is how often the consumer's pending and redelivered
 	// counts are read for the metrics, default 5s.
 	ConsumerPoll time.Duration
@@ -56,7 +63,7 @@ func (c *Config) setDefaults() {
 		c.BatchWait = time.Second
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = time.Minute
+		c.AckWait = DefaultAckWait
 	}
 	if c.ConsumerPoll <= 0 {
 		c.ConsumerPoll = 5 * time.Second
@@ -183,11 +190,18 @@ type batch struct {
 	msgs   []jetstream.Msg // every message, acked after the insert
 	events []event.Event
 	dead   []deadLetter
+	// stopKeep ends the in-progress acks that keep msgs from redelivery
+	// from the fetch until the batch is done with (KeepInProgress).
+	stopKeep func()
 }
 
 // reset empties b for reuse, dropping its references so that the messages
 // and event strings can be collected.
 func (b *batch) reset() {
+	if b.stopKeep != nil {
+		b.stopKeep()
+		b.stopKeep = nil
+	}
 	clear(b.msgs)
 	clear(b.events)
 	clear(b.dead)
@@ -211,7 +225,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 			if err := in.handle(ctx, b); err != nil {
 				// Unacked messages come back after AckWait: nothing is lost.
 				in.log.Warn("batch left unacknowledged", "rows", len(b.events), "err", err)
-				for range batches {
+				b.reset()
+				for b := range batches {
+					b.reset()
 				}
 				return nil
 			}
@@ -259,6 +275,10 @@ func (in *Ingester) fetchLoop(ctx context.Context, out chan<- *batch, free chan 
 		}
 		backoff.Reset()
 		in.metrics.batchSize.Observe(float64(len(b.msgs)))
+		// From here until acked, the batch's messages are worked on: a
+		// batch queued behind a slow insert must not come back to another
+		// worker, even with a short AckWait.
+		b.stopKeep = stream.KeepInProgress(in.ackWait, b.msgs...)
 		out <- b
 	}
 	return nil
@@ -298,8 +318,6 @@ func (in *Ingester) handle(ctx context.Context, b *batch) error {
 	// After cancellation the batch in hand still gets stopWait to land.
 	wctx, cancel := retry.WithGrace(ctx, in.stopWait)
 	defer cancel()
-	stopKeepalive := stream.KeepInProgress(in.ackWait, b.msgs...)
-	defer stopKeepalive()
 
 	if err := in.retry(wctx, "publish to dead-letter stream", in.metrics.dlqErrors, func(ctx context.Context) error {
 		return in.deadLetter(ctx, b.dead)

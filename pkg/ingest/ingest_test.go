@@ -414,6 +414,7 @@ func testKilledMidBatch(t *testing.T, eng warehouse.Engine) {
 	t.Logf("killed with %d of %d events inserted", killedAt, n)
 
 	second := start()
+	restarted := time.Now()
 	t.Cleanup(func() {
 		second.Process.Signal(syscall.SIGTERM)
 		second.Wait()
@@ -422,6 +423,8 @@ func testKilledMidBatch(t *testing.T, eng warehouse.Engine) {
 		c := e.counts(t)
 		return c.Distinct == n, fmt.Sprintf("%d of %d after the restart", c.Distinct, n)
 	})
+	// What the killed worker had fetched comes back after the ack wait.
+	t.Logf("every event in %v after the restart (ack wait %v)", time.Since(restarted).Round(100*time.Millisecond), ingest.DefaultAckWait)
 	// Nothing left pending: every message was acknowledged.
 	waitFor(t, 30*time.Second, func() (bool, string) {
 		info, err := e.js.Consumer(context.Background(), stream.EventsStream, ingest.ConsumerName)

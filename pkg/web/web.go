@@ -81,13 +81,30 @@ func NewMux(gatherer prometheus.Gatherer, checks *Checks) *http.ServeMux {
 			names = append(names, name)
 		}
 		sort.Strings(names)
+		// The errors name servers, addresses and users: shown to a client
+		// on this machine, while a remote probe learns which check fails.
+		detail := fromLoopback(r)
 		var b strings.Builder
 		for _, name := range names {
-			fmt.Fprintf(&b, "%s: %v\n", name, failed[name])
+			if detail {
+				fmt.Fprintf(&b, "%s: %v\n", name, failed[name])
+			} else {
+				fmt.Fprintf(&b, "%s: failing (details on this machine's /readyz)\n", name)
+			}
 		}
 		http.Error(w, b.String(), http.StatusServiceUnavailable)
 	})
 	return mux
+}
+
+// fromLoopback reports whether r came from this machine.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Serve serves h on addr until ctx is cancelled, then shuts down gracefully

@@ -1,11 +1,11 @@
 package notifier
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -77,8 +77,11 @@ func (n *Notifier) verify(ctx context.Context, r readout.Readout, data []byte) e
 	return fmt.Errorf("%w: version %d is older than the rules' state keeps (now %d)", errSuperseded, r.Version, st.Version)
 }
 
+// same compares the published readout with the stored one as JSON values:
+// the state's encoding compacts it and escapes HTML characters.
 func same(data, stored []byte, version int64) error {
-	if !bytes.Equal(bytes.TrimSpace(data), bytes.TrimSpace(stored)) {
+	var a, b any
+	if json.Unmarshal(data, &a) != nil || json.Unmarshal(stored, &b) != nil || !reflect.DeepEqual(a, b) {
 		return fmt.Errorf("%w: it differs from readout %d as the rules service stored it", errRefused, version)
 	}
 	return nil

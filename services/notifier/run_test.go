@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
@@ -45,6 +47,9 @@ func TestRun(t *testing.T) {
 		if strings.Contains(logs.String(), "hunter2") {
 			t.Errorf("the SMTP password is in the log")
 		}
+		if t.Failed() {
+			t.Logf("the notifier's log:\n%s", logs.String())
+		}
 	}()
 	waitFor(t, "/readyz", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
@@ -68,6 +73,19 @@ func TestRun(t *testing.T) {
 	}
 	b, err := os.ReadFile("../../pkg/report/testdata/readouts/salvage_dark_mode_android.json")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The rules service takes a readout in verdict_decisions before it
+	// publishes it; the notifier acts only on readouts found there.
+	var ro struct{ Version uint64 }
+	if err := json.Unmarshal(b, &ro); err != nil {
+		t.Fatal(err)
+	}
+	states, err := rules.EnsureStateBucket(context.Background(), js, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := states.Put(context.Background(), rules.State{Experiment: "dark-mode", Version: ro.Version, Readout: b}, 0); err != nil {
 		t.Fatal(err)
 	}
 	m := nats.NewMsg(stream.ReadoutsPrefix + "dark-mode")

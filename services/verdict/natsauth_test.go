@@ -29,6 +29,7 @@ func testSecuredNATS(t *testing.T, eng warehouse.Engine) {
 	url := streamtest.RunSecure(t, &server.Options{Username: "verdict", Password: "nats-pw-secret", TLSConfig: tc, TLS: true, TLSTimeout: 2})
 	s := &lifecycleStack{env: map[string]string{
 		"VERDICT_NATS_URL":          url,
+		"VERDICT_NATS_EXTERNAL":     "1", // the secured server is ours: send it the credentials
 		"VERDICT_NATS_USER":         "verdict",
 		"VERDICT_NATS_PASSWORD":     "nats-pw-secret",
 		"VERDICT_NATS_TLS_CA":       ca,

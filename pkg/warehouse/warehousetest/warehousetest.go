@@ -256,8 +256,10 @@ func (s *Server) Start(ctx context.Context) error {
 // process has ended without Stop, and says whether it had. chDB 26.7.3's
 // server ends its process when a client vanishes in the middle of an insert
 // (an uncaught NETWORK_ERROR) or fails to log in, and `verdict up` starts
-// it again; a test that kills a client mid-insert does the same.
-func (s *Server) Revive(ctx context.Context) (bool, error) {
+// it again; a test that kills a client mid-insert does the same. The end
+// may come a while after the client died (the server notices, then shuts
+// down): Revive waits up to wait for it.
+func (s *Server) Revive(ctx context.Context, wait time.Duration) (bool, error) {
 	s.mu.Lock()
 	l := s.local
 	s.mu.Unlock()
@@ -266,8 +268,10 @@ func (s *Server) Revive(ctx context.Context) (bool, error) {
 	}
 	select {
 	case <-l.Done():
-	default:
+	case <-time.After(wait):
 		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
 	}
 	if err := s.Stop(ctx); err != nil {
 		return true, err

@@ -707,6 +707,32 @@ func TestAllowedDomains(t *testing.T) {
 	}
 }
 
+// TestAllowedDomainsDefault: over SMTP without VERDICT_SMTP_ALLOWED_DOMAINS
+// only the sender's domain is mailed: a definition naming
+// victim@attacker-owned.example mails nobody there. "*" allows any.
+func TestAllowedDomainsDefault(t *testing.T) {
+	for _, tc := range []struct {
+		allowed []string
+		want    []string
+	}{
+		{nil, []string{"pm@shop.example"}},
+		{[]string{"*"}, []string{"pm@shop.example", "victim@attacker-owned.example"}},
+	} {
+		h := newHarness(t)
+		h.define("mixed", "pm@shop.example", "victim@attacker-owned.example")
+		ms := startMail(t, "127.0.0.1:0", nil, false)
+		stop := h.start(Config{SMTP: SMTPConfig{Addr: ms.addr, From: "verdict <verdict@shop.example>"}, AllowedDomains: tc.allowed})
+		r := h.readout("persevere", 1)
+		r.Experiment = "mixed"
+		h.publish(r)
+		h.waitHandled()
+		stop()
+		if got := ms.received(); len(got) != 1 || !slices.Equal(got[0].to, tc.want) {
+			t.Errorf("allowed %q: received %+v; want one email to %v", tc.allowed, got, tc.want)
+		}
+	}
+}
+
 // TestGiveUp: an email that keeps failing transiently is given up after
 // GiveUpAfter and recorded, and the next readout's email goes out.
 func TestGiveUp(t *testing.T) {

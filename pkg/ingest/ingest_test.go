@@ -401,7 +401,7 @@ func testKilledMidBatch(t *testing.T, eng warehouse.Engine) {
 	// chDB's server may end its process too when its client dies in the
 	// middle of an insert: started again, as verdict up does, it must
 	// still end up with every event once.
-	if revived, err := e.ch.Revive(context.Background(), 3*time.Second); err != nil {
+	if revived, err := e.ch.Revive(context.Background(), 5*time.Second); err != nil {
 		t.Fatalf("start clickhouse again: %v", err)
 	} else if revived {
 		t.Logf("the %s server ended with the killed client; started again", eng)

@@ -284,6 +284,16 @@ func signalGroup(pid int, sig syscall.Signal) {
 // output: where a failed start, or a crash, says why.
 func (l *Local) LogTail() string { return l.logTail() }
 
+// Fatal says whether the server has logged a fatal error: chDB's server
+// logs one, then takes seconds to end its process, refusing queries
+// meanwhile.
+func (l *Local) Fatal() bool {
+	if l.engine != ChDB {
+		return false
+	}
+	return grepFile(filepath.Join(l.LogDir(), "clickhouse-server.log"), "<Fatal>", 1) != ""
+}
+
 // logTail returns the end of the server's error log and of its console
 // output, where a failed start says why.
 func (l *Local) logTail() string {

@@ -253,12 +253,13 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Revive starts the server again, on the same address and data, if its
-// process has ended without Stop, and says whether it had. chDB 26.7.3's
-// server ends its process when a client vanishes in the middle of an insert
-// (an uncaught NETWORK_ERROR) or fails to log in, and `verdict up` starts
-// it again; a test that kills a client mid-insert does the same. The end
-// may come a while after the client died (the server notices, then shuts
-// down): Revive waits up to wait for it.
+// process has ended without Stop or is ending, and says whether it had.
+// chDB 26.7.3's server ends its process when a client vanishes in the
+// middle of an insert (an uncaught NETWORK_ERROR) or fails to log in, and
+// `verdict up` starts it again; a test that kills a client mid-insert does
+// the same. The server logs the fatal error at once but may take seconds
+// more to end, refusing queries meanwhile: Revive watches for either for up
+// to wait, and stops a server that has logged one without waiting for it.
 func (s *Server) Revive(ctx context.Context, wait time.Duration) (bool, error) {
 	s.mu.Lock()
 	l := s.local
@@ -266,16 +267,27 @@ func (s *Server) Revive(ctx context.Context, wait time.Duration) (bool, error) {
 	if l == nil {
 		return false, nil
 	}
-	select {
-	case <-l.Done():
-	case <-time.After(wait):
-		return false, nil
-	case <-ctx.Done():
-		return false, ctx.Err()
+	deadline := time.After(wait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for ended := false; !ended; {
+		select {
+		case <-l.Done():
+			ended = true
+		case <-tick.C:
+			ended = l.Fatal()
+		case <-deadline:
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
-	if err := s.Stop(ctx); err != nil {
-		return true, err
-	}
+	// A server that logged a fatal error is ending anyway: Stop kills it
+	// if it has not ended within a few seconds, and has always ended when
+	// Stop returns.
+	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s.Stop(stopCtx)
 	return true, s.Start(ctx)
 }
 

@@ -62,8 +62,8 @@ func result(key string, n, c, t, lo, hi, p float64) stats.Result {
 		PValue: p, Significant: lo > 0 || hi < 0,
 	}
 	if c != 0 {
-		r.RelDefined, r.RelEffect, r.RelSE = true, t/c-1, (hi-lo)/4/math.Abs(c)
-		r.RelCI = stats.Interval{Lo: lo / c, Hi: hi / c}
+		r.RelDefined, r.RelEffect, r.RelSE = true, (t-c)/math.Abs(c), (hi-lo)/4/math.Abs(c)
+		r.RelCI = stats.Interval{Lo: lo / math.Abs(c), Hi: hi / math.Abs(c)}
 	}
 	return r
 }

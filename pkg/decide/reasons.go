@@ -32,10 +32,12 @@ func (x *experiment) level() string {
 // and rel_ci. They are not when the relative interval disagrees with the
 // absolute one about zero (with few units the delta-method relative
 // interval is the wider): "raised it by 35% (95% interval -3.1% to +74%)"
-// would contradict the decision, which the absolute interval made.
+// would contradict the decision, which the absolute interval made. With
+// a negative control mean the relative effect still has the absolute
+// one's sign: it is divided by |m_c|.
 func relative(m *metric) bool {
 	r := m.res
-	return r.RelDefined && r.Control.Mean > 0 && r.RelCI.Excludes(0) == r.AbsCI.Excludes(0)
+	return r.RelDefined && r.RelCI.Excludes(0) == r.AbsCI.Excludes(0)
 }
 
 // told returns the point effect and the interval of m as the text quotes

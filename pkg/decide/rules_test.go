@@ -70,7 +70,7 @@ func TestMetricOut(t *testing.T) {
 	want := readout.Metric{
 		Metric: "purchase_conversion", Role: readout.Primary, Kind: "proportion", Direction: "increase",
 		Control: readout.Estimate{N: 20000, Mean: 0.1}, Treatment: readout.Estimate{N: 20000, Mean: 0.11},
-		AbsEffect: tm - cm, RelEffect: ptr2(tm/cm - 1), CI: readout.Interval{0.004, 0.016},
+		AbsEffect: tm - cm, RelEffect: ptr2((tm - cm) / math.Abs(cm)), CI: readout.Interval{0.004, 0.016},
 		RelCI: &readout.Interval{0.004 / 0.1, 0.016 / 0.1}, PValue: 0.0001, Significant: true, Outcome: readout.Better,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -217,12 +217,12 @@ func TestReasonsQuoteReadout(t *testing.T) {
 	}
 	checkQuotes(t, r)
 
-	// A negative control mean: rel_effect has the opposite sign of the
-	// change, so the text uses the metric's own units.
+	// A negative control mean: rel_effect, divided by |m_c|, has the sign
+	// of the change, so the text quotes it (−40 → −38 is up 5%).
 	neg := Comparison{Metric: rev, Result: result(rev.Key, units, -40, -38, 0.8, 3.2, 0.002)}
 	x := &experiment{opt: options{alpha: 0.05}}
 	m := read(neg, role{role: readout.Secondary})
-	if got, want := x.change(m), "revenue_per_user went up by 2 (95% interval +0.8 to +3.2)"; got != want {
+	if got, want := x.change(m), "revenue_per_user went up by 5% (95% interval +2% to +8%)"; got != want {
 		t.Errorf("change() = %q, want %q", got, want)
 	}
 }

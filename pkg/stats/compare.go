@@ -121,7 +121,7 @@ type Result struct {
 	// mean is 0 (or so close to it that the numbers overflow). RelEffect,
 	// RelCI and RelSE are then 0 and must not be shown.
 	RelDefined bool
-	RelEffect  float64  // Treatment.Mean/Control.Mean − 1
+	RelEffect  float64  // (Treatment.Mean − Control.Mean)/|Control.Mean|
 	RelCI      Interval // interval for RelEffect, for display only
 	RelSE      float64  // delta-method standard error of RelEffect
 
@@ -162,7 +162,10 @@ func compare(c, t Estimate, opt Options) (Result, error) {
 	r.SE = math.Sqrt(v)
 
 	if c.Mean != 0 {
-		r.RelEffect = t.Mean/c.Mean - 1
+		// Divided by |m_c|, as GrowthBook does, so that the relative
+		// effect has the absolute effect's sign when the control mean is
+		// negative (net revenue −10 → −5 is +50%, not −50%).
+		r.RelEffect = (t.Mean - c.Mean) / math.Abs(c.Mean)
 		mc2 := c.Mean * c.Mean
 		r.RelSE = math.Sqrt(t.Var/mc2 + t.Mean*t.Mean*c.Var/(mc2*mc2))
 		r.RelDefined = finite(r.RelEffect, r.RelSE)

@@ -233,3 +233,33 @@ func ExampleCompare() {
 		r.AbsEffect, r.AbsCI.Lo, r.AbsCI.Hi, 100*r.RelEffect, r.PValue, r.Significant)
 	// Output: effect +0.0100 [-0.0036, +0.0236], relative +10.0%, p = 0.434, significant: false
 }
+
+// TestRelativeEffectNegativeControl: the relative effect is (m_t − m_c)/|m_c|,
+// GrowthBook's convention, so net revenue going from −10 to −5 per unit is
+// +50% (the absolute effect's sign), not m_t/m_c − 1 = −50%. Expected values
+// worked by hand from DESIGN.md's formulas.
+func TestRelativeEffectNegativeControl(t *testing.T) {
+	// Each arm: mean as given, sample variance 4 (sd 2), n 100.
+	arm := func(mean float64) Arm {
+		n := 100.0
+		return Arm{N: n, Sum: n * mean, SumSquares: 4*(n-1) + n*mean*mean}
+	}
+	for _, c := range []struct {
+		mc, mt, rel float64
+	}{
+		{-10, -5, 0.5},
+		{-10, -15, -0.5},
+		{10, 15, 0.5},
+		{10, 5, -0.5},
+	} {
+		r, err := Compare(Mean, arm(c.mc), arm(c.mt), Options{Alpha: 0.05})
+		requireNoError(t, "Compare", err)
+		requireClose(t, fmt.Sprintf("rel_effect %g → %g", c.mc, c.mt), r.RelEffect, c.rel, 1e-12)
+		// v_t/m_c² + m_t²·v_c/m_c⁴ with v = 4/100: the sign of m_c does not enter.
+		wantSE := math.Sqrt(0.04/(c.mc*c.mc) + c.mt*c.mt*0.04/math.Pow(c.mc, 4))
+		requireClose(t, "rel_se", r.RelSE, wantSE, 1e-12)
+		if (r.RelCI.Lo+r.RelCI.Hi)/2-c.rel > 1e-12 || r.RelCI.Lo > c.rel || r.RelCI.Hi < c.rel {
+			t.Errorf("rel_ci %v is not centred on %g", r.RelCI, c.rel)
+		}
+	}
+}

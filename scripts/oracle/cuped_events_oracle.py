@@ -186,7 +186,7 @@ def compare(kind, rows, treat):
     rho2 = (l + math.log(l + 1)) / TUNING
     tt = N * rho2 + 1
     half = math.sqrt(N) * math.sqrt(2 * tt * math.log(math.sqrt(tt) / ALPHA) / (N * N * rho2))
-    rel = mt / mc - 1
+    rel = (mt - mc) / abs(mc)  # GrowthBook: divided by the control mean's magnitude
     rel_se = math.sqrt(vt / mc**2 + mt * mt * vc / mc**4)
     return {
         "control": {"n": nc, "mean": float(observed[0])}, "treatment": {"n": nt, "mean": float(observed[1])},

@@ -20,7 +20,7 @@ verdict's formulas for the adjustment itself:
                      the unadjusted outcome
   abs_ci, p_value    the fixed-horizon Welch test (SciPy's t, Welch df from the
                      arms' adjusted variances) or DESIGN.md's confidence sequence
-  rel_effect         the arms' adjusted means, m_t/m_c - 1
+  rel_effect         the arms' adjusted means, (m_t - m_c)/|m_c|
 
 Ratio metrics are linearised per unit first, by the delta method with each
 arm's own ratios: u = (x - R*y)/mean(y) for the outcome and v = (x0 - P*y0)/
@@ -128,7 +128,7 @@ def oracle(kind, c, t, alpha, sequential, tuning):
     assert abs(se * se - (vc + vt)) <= 1e-9 * se * se, "HC2 is not the unpooled variance"
     se_raw = hc2_se(outcome, treat)
     reduction = 1 - se * se / (se_raw * se_raw)
-    rel = mt / mc - 1
+    rel = (mt - mc) / abs(mc)  # GrowthBook: divided by the control mean's magnitude
     rel_se = math.sqrt(vt / mc**2 + mt * mt * vc / mc**4)
     if sequential:
         N = nc + nt

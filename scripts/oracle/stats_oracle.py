@@ -129,7 +129,7 @@ def compare(inp):
     se = math.sqrt(vt + vc)
     rel_defined = mc != 0
     if rel_defined:
-        r = mt / mc - 1
+        r = (mt - mc) / abs(mc)  # GrowthBook: divided by the control mean's magnitude
         rse = math.sqrt(vt / mc ** 2 + mt ** 2 * vc / mc ** 4)
     detail = {"control_mean": mc, "control_var": vc, "treatment_mean": mt,
               "treatment_var": vt, "se": se}

@@ -144,6 +144,13 @@ type Experiment struct {
 	Power      float64 `json:"power"`            // default 0.8
 	Sequential bool    `json:"sequential"`       // default true
 	Tuning     float64 `json:"tuning,omitempty"` // confidence-sequence N*, default 5000
+	// Engine is the statistics engine: EngineFrequentist (the default,
+	// "" in a Go value) or EngineBayesian, GrowthBook's Gaussian effect
+	// model. Under the Bayesian engine Sequential and Tuning do not apply.
+	Engine string `json:"engine,omitempty"`
+	// Prior is the Bayesian engine's prior on the relative effect; nil is
+	// GrowthBook's default, flat (improper).
+	Prior *Prior `json:"prior,omitempty"`
 	// MinUnits is the fewest units every variant needs before the
 	// experiment can get a label (default 100): below it, it is collecting.
 	// 0 means the default.
@@ -153,6 +160,24 @@ type Experiment struct {
 	Start             time.Time  `json:"start"`
 	End               *time.Time `json:"end,omitempty"`
 }
+
+// The statistics engines of Experiment.Engine.
+const (
+	EngineFrequentist = "frequentist"
+	EngineBayesian    = "bayesian"
+)
+
+// Prior is a Gaussian prior on the relative effect, as GrowthBook's
+// GaussianPrior: Variance 1 when a file leaves it out, and used only when
+// Proper.
+type Prior struct {
+	Mean     float64 `json:"mean"`
+	Variance float64 `json:"variance"`
+	Proper   bool    `json:"proper"`
+}
+
+// Bayesian reports whether the experiment uses the Bayesian engine.
+func (e Experiment) Bayesian() bool { return e.Engine == EngineBayesian }
 
 // Duration is a time.Duration written as Go does ("36h", "90m") or in
 // whole days ("7d").

@@ -651,6 +651,9 @@ func (d *decoder) defaults() {
 		if !f.has(p + ".tuning") {
 			e.Tuning = DefaultTuning
 		}
+		if e.Prior != nil && !f.has(p+".prior.variance") {
+			e.Prior.Variance = 1 // GrowthBook's GaussianPrior default
+		}
 		if !f.has(p + ".attribution_window") {
 			e.AttributionWindow = DefaultAttributionWindow
 		}

@@ -94,6 +94,9 @@ func TestParse(t *testing.T) {
 		{"JSON by content, tabs", "-", "{\n\t\"metrics\": [\n\t\t{\"key\": \"m\", \"kind\": \"count\", \"event\": \"e\"}\n\t]\n}", func(d *Definitions) {
 			*d = Definitions{Metrics: []Metric{{Key: "m", Kind: stats.Count, Event: "e", Aggregate: Count, Direction: Increase}}}
 		}},
+		{"bayesian, prior variance left out is 1", "x.yaml", strings.Replace(minimalYAML, "mde: 0.03", "mde: 0.03\n    engine: bayesian\n    prior: {mean: 0.02, proper: true}", 1), func(d *Definitions) {
+			d.Experiments[0].Engine, d.Experiments[0].Prior = EngineBayesian, &Prior{Mean: 0.02, Variance: 1, Proper: true}
+		}},
 		{"empty file", "x.yaml", "# nothing yet\n", func(d *Definitions) { *d = Definitions{} }},
 		{"three-way even split", "x.yaml", strings.Replace(minimalYAML, "{key: control}, {key: treatment}", "{key: control}, {key: a}, {key: b}", 1), func(d *Definitions) {
 			d.Experiments[0].Variants = []Variant{{"control", 1.0 / 3}, {"a", 1.0 / 3}, {"b", 1.0 / 3}}

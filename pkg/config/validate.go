@@ -421,6 +421,19 @@ func (v *validator) experiment(e experimentDef) {
 	if !(e.Tuning > 0) || math.IsInf(e.Tuning, 0) {
 		v.add(at, ".tuning", "tuning %v must be a number of units above 0: the sample size at which the confidence sequence is tightest; 5000 by default", e.Tuning)
 	}
+	switch e.Engine {
+	case "", EngineFrequentist, EngineBayesian:
+	default:
+		v.add(at, ".engine", "engine %q is not frequentist or bayesian", e.Engine)
+	}
+	if e.Prior != nil {
+		if !e.Bayesian() {
+			v.add(at, ".prior", "a prior belongs to the bayesian engine: add engine: bayesian, or remove the prior")
+		}
+		if math.IsNaN(e.Prior.Mean) || math.IsInf(e.Prior.Mean, 0) || !(e.Prior.Variance > 0) || math.IsInf(e.Prior.Variance, 0) {
+			v.add(at, ".prior", "prior mean %v and variance %v: want a finite mean and a variance above 0 (on the relative effect: 0.01 says effects beyond ±20%% are rare)", e.Prior.Mean, e.Prior.Variance)
+		}
+	}
 	if e.MinUnits < 2 && e.MinUnits != 0 { // 0: the default
 		v.add(at, ".min_units", "min_units %d must be at least 2: the fewest units each variant needs before the experiment gets a label; 100 by default", e.MinUnits)
 	}

@@ -47,6 +47,14 @@ func TestValidate(t *testing.T) {
 		{"guardrail is primary", func(d *Definitions) {
 			d.Experiments[0].Guardrails = []Guardrail{{"conversion", 0.1}}
 		}, []string{"experiments[0].guardrails[0].metric"}},
+		{"bayesian", func(d *Definitions) {
+			d.Experiments[0].Engine, d.Experiments[0].Prior = EngineBayesian, &Prior{Mean: 0.01, Variance: 0.01, Proper: true}
+		}, nil},
+		{"unknown engine", func(d *Definitions) { d.Experiments[0].Engine = "bayes" }, []string{"experiments[0].engine"}},
+		{"prior without bayesian", func(d *Definitions) { d.Experiments[0].Prior = &Prior{Variance: 1} }, []string{"experiments[0].prior"}},
+		{"prior variance 0", func(d *Definitions) {
+			d.Experiments[0].Engine, d.Experiments[0].Prior = EngineBayesian, &Prior{Variance: 0, Proper: true}
+		}, []string{"experiments[0].prior"}},
 		{"duplicate experiment", func(d *Definitions) {
 			d.Experiments = append(d.Experiments, d.Experiments[0])
 		}, []string{"experiments[1].key"}},

@@ -90,4 +90,9 @@ type Comparison struct {
 	// CUPED is what variance reduction did to Result; nil when the metric
 	// has none.
 	CUPED *stats.CUPED
+	// Bayes is the Bayesian engine's posterior (relative scale), nil under
+	// the frequentist engine. Result then holds the posterior's means and
+	// credible intervals (see rules.Posterior), so the rules below read
+	// them as they read confidence intervals.
+	Bayes *stats.Posterior
 }

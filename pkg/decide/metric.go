@@ -28,6 +28,7 @@ type metric struct {
 	// the metric's.
 	cuped    *stats.CUPED
 	lookback time.Duration
+	bayes    *stats.Posterior // the Bayesian engine's relative posterior
 
 	better, worse bool // the whole CI on the good / bad side of 0
 
@@ -120,7 +121,7 @@ func read(c Comparison, r role) *metric {
 		return m
 	}
 	m.ok, m.res = true, c.Result
-	m.cuped, m.lookback = c.CUPED, c.Metric.CUPEDLookback()
+	m.cuped, m.lookback, m.bayes = c.CUPED, c.Metric.CUPEDLookback(), c.Bayes
 	ci := c.Result.AbsCI
 	// Significance is read from the interval, as stats does (Excludes):
 	// an interval that touches 0 shows nothing.
@@ -196,6 +197,9 @@ func (m *metric) out() readout.Metric {
 		if cu.Applied {
 			o.Control.Mean, o.Treatment.Mean = cu.Control.Mean, cu.Treatment.Mean
 		}
+	}
+	if b := m.bayes; b != nil {
+		o.ChanceToWin, o.Risk = ptr(b.ChanceToWin), &[2]float64{b.Risk[0], b.Risk[1]}
 	}
 	if m.role == readout.Guardrail {
 		o.Margin, o.AbsMargin = ptr(m.margin), ptr(m.absMargin)

@@ -373,7 +373,10 @@ func (x *experiment) explain(a *arm) {
 		}
 		a.next = "Next: keep the experiment running; do not act on these numbers yet."
 	}
-	if a.rule >= 2 && a.rule <= 4 && !x.opt.sequential && !a.planned && !a.ended {
+	switch {
+	case a.rule >= 2 && a.rule <= 4 && x.opt.bayesian && !a.planned && !a.ended:
+		add("Caution: this experiment uses the Bayesian engine, whose chance to win is not corrected for looking often; before the planned sample this result may change.")
+	case a.rule >= 2 && a.rule <= 4 && !x.opt.sequential && !a.planned && !a.ended:
 		add("Caution: this experiment uses a fixed-horizon test, which is only reliable once the planned sample is reached; this early result may change.")
 	}
 	a.findings = f

@@ -73,6 +73,7 @@ type experiment struct {
 type options struct {
 	alpha, power, mde, tuning float64
 	sequential                bool
+	bayesian                  bool // the credible intervals of the Bayesian engine
 }
 
 // arm is one treatment arm's evaluation.
@@ -113,7 +114,7 @@ type win struct {
 func newExperiment(in Input) *experiment {
 	e := in.Experiment
 	x := &experiment{in: in, power: -1, unitsPerDay: -1}
-	x.opt = options{alpha: e.Alpha, power: e.Power, mde: e.MDE, tuning: e.Tuning, sequential: e.Sequential}
+	x.opt = options{alpha: e.Alpha, power: e.Power, mde: e.MDE, tuning: e.Tuning, sequential: e.Sequential && !e.Bayesian(), bayesian: e.Bayesian()}
 	if !(x.opt.alpha > 0 && x.opt.alpha < 1) {
 		x.opt.alpha = stats.DefaultAlpha
 	}

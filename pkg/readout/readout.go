@@ -269,6 +269,14 @@ type Metric struct {
 	// rel_effect, rel_ci and p_value are adjusted, and control and
 	// treatment keep the means as observed.
 	CUPED *CUPED `json:"cuped,omitempty"`
+
+	// Bayesian engine only (GrowthBook's): ChanceToWin is the posterior
+	// probability that the treatment is better in the metric's direction;
+	// Risk the expected relative loss [of keeping control, of shipping
+	// the treatment]. ci and rel_ci are then credible intervals and
+	// p_value twice the smaller posterior tail at 0.
+	ChanceToWin *float64    `json:"chance_to_win,omitempty"`
+	Risk        *[2]float64 `json:"risk,omitempty"`
 }
 
 // CUPED is what variance reduction did to one comparison.

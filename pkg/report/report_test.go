@@ -363,3 +363,22 @@ func TestCUPEDLine(t *testing.T) {
 		t.Errorf("not applied: %q, want nothing", got)
 	}
 }
+
+// TestBayesianLine: a metric of the Bayesian engine shows its chance to win
+// and the risk of shipping the treatment where a p-value would be.
+func TestBayesianLine(t *testing.T) {
+	r := fixtures(t)["salvage_dark_mode_android"]
+	ctw, risk := 0.9731, [2]float64{0.052, 0.0012}
+	r.Arms[0].Metrics[0].ChanceToWin, r.Arms[0].Metrics[0].Risk = &ctw, &risk
+	const want = "chance to win 97.3%, risk 0.1%"
+	if got := NewView(r, ViewOptions{}).Metrics[0].PValue; got != want {
+		t.Errorf("view: %q, want %q", got, want)
+	}
+	msg, err := RenderEmail(r, EmailOptions{From: "verdict <v@example.com>", To: []string{"pm@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := parse(t, msg); !strings.Contains(p.text, want) || !strings.Contains(p.html, want) {
+		t.Errorf("the email does not say %q", want)
+	}
+}

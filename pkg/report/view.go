@@ -165,6 +165,11 @@ func NewView(r readout.Readout, o ViewOptions) View {
 			if multi {
 				row.Arm = a.Variant
 			}
+			if m.ChanceToWin != nil && m.Risk != nil {
+				// The Bayesian engine: no p-value, the posterior's chance
+				// to win and the risk of shipping the treatment.
+				row.PValue = fmt.Sprintf("chance to win %s, risk %s", readout.Share(*m.ChanceToWin), readout.Share(m.Risk[1]))
+			}
 			if c := m.CUPED; c != nil && c.Applied {
 				row.CUPED = fmt.Sprintf("CUPED: %.0f%% less variance (%s before exposure)", 100*c.VarianceReduction, c.Lookback)
 			}

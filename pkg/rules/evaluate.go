@@ -54,7 +54,12 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 	if opt.Tuning == 0 {
 		opt.Tuning = stats.DefaultTuning
 	}
-	narrow := exp.Sequential && enoughUnits(exp, st.Units)
+	if exp.Bayesian() {
+		// The posterior is formed from the fixed-horizon moments; there
+		// is no confidence sequence to narrow.
+		opt.Sequential = false
+	}
+	narrow := opt.Sequential && enoughUnits(exp, st.Units)
 	// The cells of this look a running record may be kept for (not a
 	// value grouped since, nor one of an old definition).
 	has := make(map[string]bool, len(st.Cells))
@@ -87,6 +92,17 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		} else {
 			r, err = stats.Compare(m.Kind, ctl, trt, opt)
 		}
+		var post *stats.Posterior
+		if err == nil && exp.Bayesian() {
+			mc0 := r.Control.Mean
+			if cuped != nil {
+				mc0 = cuped.Control.Mean // as observed; r's are adjusted
+				if !cuped.Applied {
+					mc0 = r.Control.Mean
+				}
+			}
+			r, post, err = Posterior(r, mc0, exp, m)
+		}
 		if err == nil && narrow && value != readout.OtherSegment {
 			key := RunningKey(variant, m.Key, dim, value)
 			if prev, ok := running[key]; ok {
@@ -95,7 +111,7 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 				next[key] = stats.RunningOf(r)
 			}
 		}
-		return decide.Comparison{Metric: m, Result: r, Err: err, CUPED: cuped}, true
+		return decide.Comparison{Metric: m, Result: r, Err: err, CUPED: cuped, Bayes: post}, true
 	}
 
 	var all, segmented []config.Metric // every metric; primaries and guardrails

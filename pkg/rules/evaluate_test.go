@@ -417,3 +417,53 @@ func TestGroupSegmentsSums(t *testing.T) {
 		t.Error("v20, the 21st largest, was kept")
 	}
 }
+
+// TestEvaluateBayesian: under engine bayesian every metric's effects and
+// intervals are the posterior's (stats.Bayes on the fixed-horizon moments,
+// with the experiment's prior, inverse for a decrease metric), the readout
+// carries chance_to_win and risk, and a clear win on the primary with the
+// guardrail held is a persevere.
+func TestEvaluateBayesian(t *testing.T) {
+	exp := evExperiment()
+	exp.Engine = config.EngineBayesian
+	exp.Prior = &config.Prior{Mean: 0, Variance: 0.04, Proper: true}
+	st := flatStats()
+	// b converts at 18% against control's 10%: a clear win even after the
+	// prior (sd 20%) shrinks it.
+	set(&st, "b", "conv", "", "", propArm(500, 90))
+	ro, _ := rules.Evaluate(exp, evMetrics, st, evNow, nil)
+	if err := ro.Validate(); err != nil {
+		t.Fatalf("readout does not validate: %v", err)
+	}
+	for _, arm := range ro.Arms {
+		for _, m := range arm.Metrics {
+			ctl, _ := st.Cell("control", m.Metric, "", "")
+			trt, _ := st.Cell(arm.Variant, m.Metric, "", "")
+			kind := evMetrics[m.Metric].Kind
+			ce, _ := stats.Summarize(kind, ctl)
+			te, _ := stats.Summarize(kind, trt)
+			want, err := stats.Bayes(ce, te, ce.Mean, stats.BayesOptions{Alpha: 0.05, Prior: stats.Prior{Variance: 0.04, Proper: true},
+				Inverse: evMetrics[m.Metric].Direction == config.Decrease})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.AbsEffect != want.Abs.Mean || m.CI != (readout.Interval{want.Abs.CI.Lo, want.Abs.CI.Hi}) ||
+				*m.RelEffect != want.Rel.Mean || *m.RelCI != (readout.Interval{want.Rel.CI.Lo, want.Rel.CI.Hi}) {
+				t.Errorf("arm %s, %s: effect %v %v rel %v %v; want the posterior's %+v", arm.Variant, m.Metric, m.AbsEffect, m.CI, *m.RelEffect, *m.RelCI, want)
+			}
+			if m.ChanceToWin == nil || *m.ChanceToWin != want.Rel.ChanceToWin || m.Risk == nil || *m.Risk != want.Rel.Risk {
+				t.Errorf("arm %s, %s: chance_to_win %v, risk %v; want %v, %v", arm.Variant, m.Metric, m.ChanceToWin, m.Risk, want.Rel.ChanceToWin, want.Rel.Risk)
+			}
+		}
+	}
+	if got := ro.Arms[0].Label; got != readout.Persevere {
+		t.Errorf("arm b: label %q, want persevere (chance to win %v)\n%s", got, *ro.Arms[0].Metrics[0].ChanceToWin, strings.Join(ro.Arms[0].Reasons, "\n"))
+	}
+
+	// The frequentist readout of the same data carries no posterior.
+	exp.Engine, exp.Prior = "", nil
+	ro, _ = rules.Evaluate(exp, evMetrics, st, evNow, nil)
+	if m := ro.Arms[0].Metrics[0]; m.ChanceToWin != nil || m.Risk != nil {
+		t.Errorf("frequentist readout has chance_to_win %v, risk %v", m.ChanceToWin, m.Risk)
+	}
+}

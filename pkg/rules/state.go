@@ -115,12 +115,14 @@ func definitionDigest(exp config.Experiment, metrics []config.Metric) string {
 		Alpha      float64
 		Sequential bool
 		Tuning     float64
+		Engine     string        `json:",omitempty"` // omitted for the frequentist
+		Prior      *config.Prior `json:",omitempty"` // engine: its digests stay as they were
 		Window     config.Duration
 		Start      time.Time
 		End        *time.Time
 		Metrics    []config.Metric
 	}{exp.Variants, exp.Control, exp.Primary, exp.Secondary, exp.Guardrails, exp.Segments,
-		exp.Alpha, exp.Sequential, exp.Tuning, exp.AttributionWindow, exp.Start, exp.End, metrics})
+		exp.Alpha, exp.Sequential, exp.Tuning, exp.Engine, exp.Prior, exp.AttributionWindow, exp.Start, exp.End, metrics})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }

@@ -178,6 +178,28 @@ type Health struct {
 	// beyond the 20 with the most units: they are reported and tested
 	// together as one value, OtherSegment. Absent when none were.
 	SegmentValuesGrouped map[string]int `json:"segment_values_grouped,omitempty"`
+	// PreExposureImbalance lists the metrics whose CUPED covariate (the
+	// metric over each unit's lookback before its first exposure) already
+	// differed between control and a treatment (Welch p below
+	// ImbalanceP): the arms were unlike before the experiment touched
+	// them, as GrowthBook and Eppo warn. Absent when none did.
+	PreExposureImbalance []Imbalance `json:"pre_exposure_imbalance,omitempty"`
+}
+
+// ImbalanceP is the p-value below which a pre-exposure difference is
+// reported: as strict as the SRM check, since every CUPED metric of
+// every arm is tested.
+const ImbalanceP = 0.001
+
+// Imbalance is one metric's pre-exposure difference between arms.
+type Imbalance struct {
+	Variant string `json:"variant"`
+	Metric  string `json:"metric"`
+	// ControlMean and TreatmentMean are the covariate's means (for a
+	// ratio metric, its ratio) before exposure.
+	ControlMean   float64 `json:"control_mean"`
+	TreatmentMean float64 `json:"treatment_mean"`
+	PValue        float64 `json:"p_value"`
 }
 
 // OtherSegment is the segment value of a dimension's values beyond the 20

@@ -382,3 +382,15 @@ func TestBayesianLine(t *testing.T) {
 		t.Errorf("the email does not say %q", want)
 	}
 }
+
+// TestImbalanceRow: a pre-exposure imbalance is a failed health check that
+// names the arm, the metric and both means.
+func TestImbalanceRow(t *testing.T) {
+	r := fixtures(t)["salvage_dark_mode_android"]
+	r.Health.PreExposureImbalance = []readout.Imbalance{{Variant: "dark", Metric: "revenue", ControlMean: 10, TreatmentMean: 16, PValue: 1e-7}}
+	rows := NewView(r, ViewOptions{}).Health
+	last := rows[len(rows)-1]
+	if last.OK || last.Check != "Arms alike before exposure (revenue)" || !strings.Contains(last.Result, "dark averaged 16 before exposure against control's 10 (p < 0.001)") {
+		t.Errorf("health row %+v", last)
+	}
+}

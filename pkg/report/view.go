@@ -283,6 +283,14 @@ func health(h readout.Health) []HealthRow {
 		Result: fmt.Sprintf("%s (%s of units; the limit is 1%%)", readout.Count(h.MultipleExposureCount), readout.Rate(h.MultipleExposureRate)),
 		OK:     h.MultipleExposureRate <= 0.01,
 	})
+	for _, im := range h.PreExposureImbalance {
+		rows = append(rows, HealthRow{
+			Check: "Arms alike before exposure (" + im.Metric + ")",
+			Result: fmt.Sprintf("%s averaged %s before exposure against control's %s (%s): the arms differed before the experiment; read its effects with doubt",
+				im.Variant, num(im.TreatmentMean, false), num(im.ControlMean, false), pEquals(im.PValue)),
+			OK: false,
+		})
+	}
 	return rows
 }
 

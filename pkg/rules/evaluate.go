@@ -174,7 +174,56 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 			}
 		}
 	}
-	return decide.Verdict(in), next
+	ro := decide.Verdict(in)
+	ro.Health.PreExposureImbalance = imbalances(exp, all, cells, pres)
+	return ro, next
+}
+
+// imbalances tests, for every treatment and every CUPED metric, whether
+// the covariate's mean (its ratio, for a ratio metric) before exposure
+// differs from the control's: Welch's test, reported below
+// readout.ImbalanceP. Randomisation makes such a difference rare; when it
+// happens the arms were unlike from the start, and effects read from them
+// deserve doubt even though CUPED corrects for the covariate.
+func imbalances(exp config.Experiment, metrics []config.Metric, cells map[cellKey]stats.Arm, pres map[cellKey]stats.Pre) []readout.Imbalance {
+	var out []readout.Imbalance
+	seen := map[string]bool{}
+	for _, m := range metrics {
+		if m.CUPEDLookback() <= 0 || seen[m.Key] {
+			continue
+		}
+		seen[m.Key] = true
+		covariate := func(variant string) (stats.Kind, stats.Arm, bool) {
+			a, ok := cells[cellKey{variant, m.Key, "", ""}]
+			p := pres[cellKey{variant, m.Key, "", ""}]
+			if m.Kind == stats.Ratio {
+				return stats.Ratio, stats.Arm{N: a.N, Sum: p.Sum, SumSquares: p.SumSquares, DenSum: p.DenSum, DenSumSquares: p.DenSumSquares, SumProducts: p.SumProducts}, ok
+			}
+			return stats.Mean, stats.Arm{N: a.N, Sum: p.Sum, SumSquares: p.SumSquares}, ok
+		}
+		kind, ctl, ok := covariate(exp.Control)
+		if !ok {
+			continue
+		}
+		for _, v := range exp.Variants {
+			if v.Key == exp.Control {
+				continue
+			}
+			_, trt, ok := covariate(v.Key)
+			if !ok {
+				continue
+			}
+			// No covariate anywhere (nothing before exposure) fails
+			// with ErrNoVariance or ErrInvalid: nothing to report.
+			r, err := stats.Compare(kind, ctl, trt, stats.Options{Alpha: exp.Alpha})
+			if err != nil || r.PValue >= readout.ImbalanceP {
+				continue
+			}
+			out = append(out, readout.Imbalance{Variant: v.Key, Metric: m.Key,
+				ControlMean: r.Control.Mean, TreatmentMean: r.Treatment.Mean, PValue: r.PValue})
+		}
+	}
+	return out
 }
 
 // RunningKey names a comparison in the running record: variant, metric,

@@ -78,8 +78,19 @@ func TestDigest(t *testing.T) {
 		t.Fatalf("digests before the first period of this deployment ended: %v", d)
 	}
 
+	teamDigests := func() []delivery { // the team digests, besides the decision itself
+		var msgs []delivery
+		for _, m := range team.deliveries() {
+			if strings.HasPrefix(m.header.Get(DeliveryHeader), "digest.") {
+				msgs = append(msgs, m)
+			}
+		}
+		return msgs
+	}
 	c.set(time.Date(2026, 11, 30, 9, 0, 30, 0, time.UTC))
+	// Email and Slack go out in parallel: wait for both before the restart.
 	waitFor(t, "two digests", func() bool { return len(digestsOf(t, rec)) == 2 })
+	waitFor(t, "the team's digest on Slack", func() bool { return len(teamDigests()) > 0 })
 	stop()
 	stop = h.start(cfg) // a restart: nothing again
 	time.Sleep(500 * time.Millisecond)
@@ -99,13 +110,7 @@ func TestDigest(t *testing.T) {
 			t.Errorf("pm's digest has no %s (%q):\n%s", what, want, pm[0])
 		}
 	}
-	var msgs []delivery // the team digests, besides the decision itself
-	for _, m := range team.deliveries() {
-		if strings.HasPrefix(m.header.Get(DeliveryHeader), "digest.") {
-			msgs = append(msgs, m)
-		}
-	}
-	if len(msgs) != 1 || !strings.Contains(string(msgs[0].body), "1 decided, 1 running") {
+	if msgs := teamDigests(); len(msgs) != 1 || !strings.Contains(string(msgs[0].body), "1 decided, 1 running") {
 		t.Errorf("Slack got %d team digests (%q), want one", len(msgs), msgs)
 	}
 	if strings.Contains(data[0], "Search ranking") {

@@ -99,15 +99,17 @@ func TestRun(t *testing.T) {
 		files, _ = filepath.Glob(filepath.Join(dir, "outbox", "*.eml"))
 		return len(files) == 1
 	})
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), "verdict_emails_sent_total 1") {
-		t.Errorf("/metrics lacks verdict_emails_sent_total 1")
-	}
+	// The counter is incremented after the file is written: wait for it
+	// rather than scrape once.
+	waitFor(t, "verdict_emails_sent_total 1 on /metrics", func() bool {
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(body), "verdict_emails_sent_total 1")
+	})
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

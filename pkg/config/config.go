@@ -39,10 +39,14 @@ const (
 //   - count: the unit's number of Event.
 //   - ratio: Σ numerator over Σ denominator across units, each a per-unit
 //     Aggregate of its own event.
+//   - quantile: the Quantile (0.9: the 90th percentile) of each counted
+//     Event's value (Level event, units as clusters) or of the units'
+//     Aggregate of Event (Level unit, 0 for units without events).
 //
 // Parse fills in what a file leaves out: Direction increase; Aggregate sum
-// for mean and count for count (proportion and ratio have none: a ratio's
-// parts carry their own, sum by default).
+// for mean, count for count and sum for a unit-level quantile (proportion,
+// ratio and an event-level quantile have none: a ratio's parts carry their
+// own, sum by default); Level event for a quantile.
 type Metric struct {
 	Key         string     `json:"key"`
 	Kind        stats.Kind `json:"kind"`
@@ -52,6 +56,10 @@ type Metric struct {
 	Denominator *Part      `json:"denominator,omitempty"`
 	Cap         *Cap       `json:"cap,omitempty"`
 	Direction   Direction  `json:"direction,omitempty"`
+	// Quantile is a quantile metric's level, in (0, 1); Level says over
+	// what: LevelEvent or LevelUnit.
+	Quantile float64 `json:"quantile,omitempty"`
+	Level    Level   `json:"level,omitempty"`
 	// CUPED reduces the metric's variance with the same metric computed
 	// over each unit's events before its first exposure. nil is the
 	// default: on, with a 14-day lookback.
@@ -73,8 +81,26 @@ const DefaultCUPEDLookback = Duration(14 * 24 * time.Hour)
 // days old, and a longer lookback reads more events for little gain.
 const MaxCUPEDLookback = Duration(90 * 24 * time.Hour)
 
+// Level is what a quantile metric is a quantile of.
+type Level string
+
+const (
+	// LevelEvent: of each counted event's value; a unit's events are a
+	// cluster.
+	LevelEvent Level = "event"
+	// LevelUnit: of the units' values (the metric's aggregate per unit).
+	LevelUnit Level = "unit"
+)
+
+// EventQuantile reports whether m is a quantile of events' values.
+func (m Metric) EventQuantile() bool { return m.Kind == stats.Quantile && m.Level != LevelUnit }
+
 // CUPEDLookback is the metric's covariate lookback, 0 when CUPED is off.
+// A quantile metric has no CUPED.
 func (m Metric) CUPEDLookback() time.Duration {
+	if m.Kind == stats.Quantile {
+		return 0
+	}
 	if m.CUPED == nil {
 		return time.Duration(DefaultCUPEDLookback)
 	}

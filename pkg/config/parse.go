@@ -629,7 +629,14 @@ func (d *decoder) defaults() {
 				m.Aggregate = Sum
 			case stats.Count:
 				m.Aggregate = Count
+			case stats.Quantile:
+				if m.Level == LevelUnit {
+					m.Aggregate = Sum
+				}
 			}
+		}
+		if m.Kind == stats.Quantile && !f.has(p+".level") {
+			m.Level = LevelEvent
 		}
 		for name, part := range map[string]*Part{"numerator": m.Numerator, "denominator": m.Denominator} {
 			if part != nil && !f.has(p+"."+name+".aggregate") {

@@ -268,9 +268,9 @@ func (v *validator) metric(m metricDef) {
 	}
 	switch {
 	case m.Kind == "":
-		v.add(at, ".kind", "kind is missing: one of mean, count, proportion, ratio")
-	case !m.Kind.Valid():
-		v.add(at, ".kind", "kind %q is unknown: use mean, count, proportion or ratio", m.Kind)
+		v.add(at, ".kind", "kind is missing: one of mean, count, proportion, ratio, quantile")
+	case !m.Kind.Valid() && m.Kind != stats.Quantile:
+		v.add(at, ".kind", "kind %q is unknown: use mean, count, proportion, ratio or quantile", m.Kind)
 	case m.Kind == stats.Ratio:
 		if m.Event != "" {
 			v.add(at, ".event", "a ratio metric has no event of its own: move it to numerator and denominator")
@@ -310,6 +310,34 @@ func (v *validator) metric(m metricDef) {
 			if m.Aggregate != "" {
 				v.add(at, ".aggregate", "a proportion is 1 for a unit with at least one %s event, else 0: remove aggregate", m.Event)
 			}
+		case stats.Quantile:
+			switch m.Level {
+			case LevelUnit:
+				v.aggregate(at, ".aggregate", m.Aggregate)
+			case LevelEvent:
+				if m.Aggregate != "" {
+					v.add(at, ".aggregate", "an event-level quantile is over each %s event's value: remove aggregate, or use level: unit for a quantile of the units' %s", m.Event, m.Aggregate)
+				}
+			case "":
+				v.add(at, ".level", "level is missing: event (a quantile of the events' values) or unit (of the units' values)")
+			default:
+				v.add(at, ".level", "level %q is unknown: use event (a quantile of the events' values) or unit (of the units' values)", m.Level)
+			}
+		}
+	}
+	if m.Kind == stats.Quantile {
+		if q := m.Quantile; !(q > 0 && q < 1) {
+			v.add(at, ".quantile", "quantile %v is not between 0 and 1 (exclusive): write e.g. 0.9 for the 90th percentile", q)
+		}
+		if m.CUPED != nil && (m.CUPED.Enabled == nil || *m.CUPED.Enabled) {
+			v.add(at, ".cuped", "a quantile metric has no CUPED: remove cuped")
+		}
+	} else {
+		if m.Quantile != 0 {
+			v.add(at, ".quantile", "only a quantile metric has a quantile: remove it, or make the metric kind: quantile")
+		}
+		if m.Level != "" {
+			v.add(at, ".level", "only a quantile metric has a level: remove it, or make the metric kind: quantile")
 		}
 	}
 	switch m.Direction {
@@ -325,6 +353,8 @@ func (v *validator) metric(m metricDef) {
 	if m.Cap != nil {
 		if m.Kind == stats.Proportion {
 			v.add(at, ".cap", "a proportion is 0 or 1 and cannot be capped: remove cap")
+		} else if m.Kind == stats.Quantile {
+			v.add(at, ".cap", "a quantile is not moved by outliers and is not capped: remove cap")
 		} else if p := m.Cap.Percentile; !(p > 0 && p < 1) {
 			v.add(at, ".cap.percentile", "percentile %v is not between 0 and 1 (exclusive): write e.g. 0.99 to cap at the 99th percentile", p)
 		}

@@ -50,6 +50,21 @@ func TestValidate(t *testing.T) {
 		{"bayesian", func(d *Definitions) {
 			d.Experiments[0].Engine, d.Experiments[0].Prior = EngineBayesian, &Prior{Mean: 0.01, Variance: 0.01, Proper: true}
 		}, nil},
+		{"quantile", func(d *Definitions) {
+			d.Metrics[1] = Metric{Key: d.Metrics[1].Key, Kind: "quantile", Event: "purchase", Quantile: 0.9, Level: LevelEvent, Direction: Increase}
+		}, nil},
+		{"unit quantile", func(d *Definitions) {
+			d.Metrics[1] = Metric{Key: d.Metrics[1].Key, Kind: "quantile", Event: "purchase", Aggregate: Count, Quantile: 0.5, Level: LevelUnit, Direction: Increase}
+		}, nil},
+		{"quantile mistakes", func(d *Definitions) {
+			on := true
+			d.Metrics[1] = Metric{Key: d.Metrics[1].Key, Kind: "quantile", Event: "purchase", Aggregate: Sum, Quantile: 1, Level: LevelEvent, Direction: Increase,
+				Cap: &Cap{0.99}, CUPED: &CUPED{Enabled: &on}}
+		}, []string{"metrics[1].aggregate", "metrics[1].quantile", "metrics[1].cuped", "metrics[1].cap"}},
+		{"quantile level", func(d *Definitions) {
+			d.Metrics[1] = Metric{Key: d.Metrics[1].Key, Kind: "quantile", Event: "purchase", Quantile: 0.9, Level: "user", Direction: Increase}
+		}, []string{"metrics[1].level"}},
+		{"quantile of a mean", func(d *Definitions) { d.Metrics[1].Quantile, d.Metrics[1].Level = 0.9, LevelUnit }, []string{"metrics[1].quantile", "metrics[1].level"}},
 		{"unknown engine", func(d *Definitions) { d.Experiments[0].Engine = "bayes" }, []string{"experiments[0].engine"}},
 		{"prior without bayesian", func(d *Definitions) { d.Experiments[0].Prior = &Prior{Variance: 1} }, []string{"experiments[0].prior"}},
 		{"prior variance 0", func(d *Definitions) {

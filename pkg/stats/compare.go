@@ -31,9 +31,13 @@ const (
 	Proportion Kind = "proportion"
 	// Ratio is Σ numerator / Σ denominator over units, by the delta method.
 	Ratio Kind = "ratio"
+	// Quantile is a quantile of events' or units' values: its arms are
+	// QuantileArms, not Arms (CompareQuantile).
+	Quantile Kind = "quantile"
 )
 
-// Valid reports whether k is one of the known kinds.
+// Valid reports whether k is one of the kinds whose arms are Arms (every
+// kind but Quantile).
 func (k Kind) Valid() bool {
 	switch k {
 	case Mean, Count, Proportion, Ratio:

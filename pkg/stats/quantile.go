@@ -129,3 +129,37 @@ func CompareEstimates(c, t Estimate, opt Options) (Result, error) {
 	}
 	return compare(c, t, opt)
 }
+
+// QuantileIndex is the 0-based position in n sorted values of the quantile
+// at level p, as ClickHouse's quantileExact takes it: ⌊p·n⌋, at most n−1.
+func QuantileIndex(p float64, n int) int {
+	return min(int(math.Floor(p*float64(n))), n-1)
+}
+
+// QuantileOf is the statistic of the level-nu quantile of sorted (ascending,
+// at least one value): the sample quantile and the values at the levels
+// nu ∓ z·sqrt(nu(1−nu)/n) (clamped to [0, 1]) bounding its 95% interval,
+// each at QuantileIndex. NStar = N = n; the clustered sums are left to the
+// caller.
+func QuantileOf(sorted []float64, nu float64) QuantileArm {
+	n := len(sorted)
+	h := QuantileZ * math.Sqrt(nu*(1-nu)/float64(n))
+	return QuantileArm{
+		N: float64(n), NStar: float64(n), Nu: nu,
+		Hat:   sorted[QuantileIndex(nu, n)],
+		Lower: sorted[QuantileIndex(math.Max(0, nu-h), n)],
+		Upper: sorted[QuantileIndex(math.Min(1, nu+h), n)],
+	}
+}
+
+// AddCluster adds one unit's events to a clustered statistic: m events, s
+// of them at or below Hat.
+func (a *QuantileArm) AddCluster(s, m float64) {
+	a.Clustered = true
+	a.MainSum += s
+	a.MainSumSquares += s * s
+	a.DenSum += m
+	a.DenSumSquares += m * m
+	a.MainDenSumProduct += s * m
+	a.NClusters++
+}

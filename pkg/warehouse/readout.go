@@ -58,6 +58,10 @@ type Cell struct {
 	// events in its lookback before the first exposure (zero when the
 	// metric has no CUPED).
 	Pre stats.Pre
+	// Quantile is a quantile metric's statistic (nil for other kinds, and
+	// when the cell has no value: an event-level quantile's units without
+	// events). Arm.N is its units all the same.
+	Quantile *stats.QuantileArm
 }
 
 // Cell returns the statistics of metric in variant, overall when dimension
@@ -102,8 +106,15 @@ var ErrBadDefinition = errors.New("bad experiment or metric definition")
 //     interpolation. Units at 0 are left out of the quantile (and keep 0),
 //     so that a sparse metric is not capped to 0; with no non-zero value
 //     there is nothing to cap.
+//   - A quantile metric's cells carry a stats.QuantileArm (stats.QuantileOf)
+//     of the included units' values (level unit: the unit's aggregate, 0
+//     without events) or of their counted events' values (level event; one
+//     cluster per unit with events, s its events at or below the cell's
+//     quantile). Its Arm has N (units) and zero sums.
 //
-// It runs one query, or two when a metric has a cap (the caps first).
+// It runs one query, one more when a metric has a cap (the caps first),
+// and one per quantile metric (two for an event-level one: its quantiles
+// first, then the clusters' counts at or below them).
 func (w *Warehouse) ExperimentStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (ExperimentStats, error) {
 	return w.experimentStats(ctx, exp, metrics, asOf, everything)
 }
@@ -135,7 +146,93 @@ func (w *Warehouse) experimentStats(ctx context.Context, exp config.Experiment, 
 	if err := w.sufficientStats(ctx, q, exp, caps, &out); err != nil {
 		return ExperimentStats{}, fmt.Errorf("readout of experiment %s: %w", exp.Key, err)
 	}
+	if err := w.quantileStats(ctx, q, caps, &out); err != nil {
+		return ExperimentStats{}, fmt.Errorf("readout of experiment %s: quantiles: %w", exp.Key, err)
+	}
 	return out, nil
+}
+
+// quantileStats runs each quantile metric's queries (on every shard, on a
+// cluster) and puts its statistics in out's cells.
+func (w *Warehouse) quantileStats(ctx context.Context, q *readoutQuery, caps map[string]any, out *ExperimentStats) error {
+	type key struct{ variant, dim, value string }
+	for _, qq := range q.quantiles {
+		m := q.metrics[qq.metric]
+		sorted := map[key][]float64{}
+		local := func(sql string) (string, string) {
+			return strings.ReplaceAll(sql, "{local}", ""), strings.ReplaceAll(sql, "{local}", LocalSuffix)
+		}
+		single, shard := local(qq.values)
+		err := w.eachConn(ctx, single, shard, named(q.params, caps), func(rows driver.Rows) error {
+			for rows.Next() {
+				var k key
+				var vs []float64
+				if err := rows.Scan(&k.variant, &k.dim, &k.value, &vs); err != nil {
+					return err
+				}
+				sorted[k] = append(sorted[k], vs...)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return fmt.Errorf("metric %s: %w", m.Key, err)
+		}
+		arms := make(map[key]*stats.QuantileArm, len(sorted))
+		var cells []string
+		var hats []float64
+		for k, vs := range sorted {
+			if w.shards != nil {
+				slices.Sort(vs) // the shards' sorted runs, merged
+			}
+			a := stats.QuantileOf(vs, m.Quantile)
+			arms[k] = &a
+			cells, hats = append(cells, cellKey(k.variant, k.dim, k.value)), append(hats, a.Hat)
+		}
+		if m.EventQuantile() && len(arms) > 0 {
+			for _, a := range arms {
+				a.Clustered = true
+			}
+			single, shard := local(qq.clusters)
+			err := w.eachConn(ctx, single, shard, named(q.params, caps, map[string]any{"cells": cells, "hats": hats}), func(rows driver.Rows) error {
+				for rows.Next() {
+					var k key
+					var s, ss, d, dd, sd float64
+					var n uint64
+					if err := rows.Scan(&k.variant, &k.dim, &k.value, &s, &ss, &d, &dd, &sd, &n); err != nil {
+						return err
+					}
+					a := arms[k]
+					if a == nil {
+						return fmt.Errorf("cluster sums of %q, %q = %q, a cell without values", k.variant, k.dim, k.value)
+					}
+					a.MainSum += s
+					a.MainSumSquares += ss
+					a.DenSum += d
+					a.DenSumSquares += dd
+					a.MainDenSumProduct += sd
+					a.NClusters += float64(n)
+				}
+				return rows.Err()
+			})
+			if err != nil {
+				return fmt.Errorf("metric %s: clusters: %w", m.Key, err)
+			}
+		}
+		for i := range out.Cells {
+			c := &out.Cells[i]
+			if c.Metric != m.Key {
+				continue
+			}
+			value := c.Value
+			if c.Dimension != "" && value == NoValue {
+				value = ""
+			}
+			if a, ok := arms[key{c.Variant, c.Dimension, value}]; ok {
+				c.Quantile = a
+			}
+		}
+	}
+	return nil
 }
 
 // The readout SQL, in three steps from the inside out. It means the same on
@@ -307,7 +404,8 @@ const (
         {metric_x} AS xs,
         {metric_y} AS ys,
         {metric_px} AS pxs,
-        {metric_py} AS pys
+        {metric_py} AS pys,
+        {metric_values} AS qvs
     FROM
     (
         ` + unitsSQL + `
@@ -331,6 +429,7 @@ const (
         {sums} AS sums,
         {pre_counts} AS pre_counts,
         {pre_sums} AS pre_sums,
+        {values} AS values,
         counted
     FROM
     (
@@ -408,7 +507,61 @@ FROM
 ARRAY JOIN @dimensions AS dimension, unit_segments AS segment_value
 GROUP BY unit_variant, dimension, segment_value
 SETTINGS join_use_nulls = 0`
+
+	// quantileValuesSQL is a quantile metric's values per variant, overall
+	// and per segment value, sorted: {value} is the unit's value (level
+	// unit) or array of its events' values (level event, {gather}
+	// groupArrayArray, units without events left out by {nonempty}). Each
+	// shard of a cluster sends its own; they are merged, and the order
+	// statistics taken, by stats.QuantileOf.
+	quantileValuesSQL = `SELECT unit_variant, dimension, segment_value, arraySort({gather}(v)) AS sorted
+FROM
+(
+    SELECT unit_variant, unit_segments, {value} AS v
+    FROM
+    (
+        ` + perUnitSQL + `
+    )
+    WHERE unit_variant IN @variants{nonempty}
 )
+ARRAY JOIN @dimensions AS dimension, unit_segments AS segment_value
+GROUP BY unit_variant, dimension, segment_value
+SETTINGS join_use_nulls = 0`
+
+	// quantileClustersSQL is an event-level quantile's cluster sums per
+	// variant, overall and per segment value: per unit with events, m its
+	// events and s those at or below its cell's quantile, looked up in
+	// @hats by the cell's key in @cells (cellKey's encoding; replicate
+	// hands the quantile to the lambda, which may not capture a column).
+	quantileClustersSQL = `SELECT unit_variant, dimension, segment_value,
+    sum(s), sum(s * s), sum(m), sum(m * m), sum(s * m), count()
+FROM
+(
+    SELECT unit_variant, dimension, segment_value,
+        toFloat64(length(v)) AS m,
+        toFloat64(arrayCount((x, h) -> x <= h, v, replicate(@hats[indexOf(@cells,
+            concat(toString(length(unit_variant)), ':', unit_variant, toString(length(dimension)), ':', dimension, segment_value))], v))) AS s
+    FROM
+    (
+        SELECT unit_variant, unit_segments, {value} AS v
+        FROM
+        (
+            ` + perUnitSQL + `
+        )
+        WHERE unit_variant IN @variants AND notEmpty(v)
+    )
+    ARRAY JOIN @dimensions AS dimension, unit_segments AS segment_value
+)
+GROUP BY unit_variant, dimension, segment_value
+SETTINGS join_use_nulls = 0`
+)
+
+// cellKey is the encoding of (variant, dimension, segment value) that
+// quantileClustersSQL looks a cell's quantile up by: each of the first two
+// prefixed by its length in bytes.
+func cellKey(variant, dim, value string) string {
+	return fmt.Sprintf("%d:%s%d:%s%s", len(variant), variant, len(dim), dim, value)
+}
 
 // readoutQuery is the SQL of one experiment's readout and its parameters.
 type readoutQuery struct {
@@ -434,14 +587,26 @@ type readoutQuery struct {
 	// The per-unit rows (unitRowsSQL) and what their arrays hold.
 	unitRows, shardUnitRows string
 	layout                  Layout
+
+	// Per quantile metric: its index in metrics, and its values and (level
+	// event) clusters queries, with {local} left in.
+	quantiles []quantileQuery
+}
+
+// quantileQuery is the SQL of one quantile metric's statistics.
+type quantileQuery struct {
+	metric           int
+	values, clusters string
 }
 
 // Layout says what the arrays of a UnitRow hold: the window count and sum
-// of each of Events, in order, and the lookback count and sum of each of
-// Pres.
+// of each of Events, in order, the lookback count and sum of each of
+// Pres, and the values of the events of each of Values (events of
+// event-level quantiles).
 type Layout struct {
 	Events []string
 	Pres   []Pre
+	Values []string
 }
 
 // Pre is an event summed over a CUPED lookback before the first exposure.
@@ -545,6 +710,21 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			x, err = part(config.Part{Event: m.Event, Aggregate: m.Aggregate})
 		case stats.Count:
 			x, err = part(config.Part{Event: m.Event, Aggregate: config.Count})
+		case stats.Quantile:
+			if !(m.Quantile > 0 && m.Quantile < 1) {
+				return "", "", fmt.Errorf("%w: quantile %v is not in (0, 1)", ErrBadDefinition, m.Quantile)
+			}
+			if m.EventQuantile() {
+				// Its values are events': xs has 0 (the cells' Arm
+				// keeps N only), qvs the unit's values.
+				if m.Event == "" {
+					return "", "", fmt.Errorf("%w: no event", ErrBadDefinition)
+				}
+				number(m.Event)
+				x = "toFloat64(0)"
+			} else {
+				x, err = part(config.Part{Event: m.Event, Aggregate: m.Aggregate})
+			}
 		case stats.Ratio:
 			if m.Numerator == nil || m.Denominator == nil {
 				return "", "", fmt.Errorf("%w: a ratio needs a numerator and a denominator", ErrBadDefinition)
@@ -598,6 +778,26 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		xs, pxs = append(xs, x), append(pxs, px)
 	}
 
+	// Events whose values are kept: values_K is the Kth's values in the
+	// window; qvs has, per event-level quantile metric, its values_K.
+	var valued, metricValues []string
+	for i, m := range metrics {
+		if m.Kind != stats.Quantile {
+			continue
+		}
+		value := fmt.Sprintf("xs[%d]", i+1)
+		if m.EventQuantile() {
+			k := slices.Index(valued, m.Event)
+			if k < 0 {
+				valued = append(valued, m.Event)
+				k = len(valued) - 1
+			}
+			metricValues = append(metricValues, fmt.Sprintf("values_%d", k+1))
+			value = fmt.Sprintf("qvs[%d]", len(metricValues))
+		}
+		q.quantiles = append(q.quantiles, quantileQuery{metric: i, values: value})
+	}
+	q.layout.Values = valued
 	q.layout.Events = slices.Clone(events)
 	for _, p := range pres {
 		q.layout.Pres = append(q.layout.Pres, Pre{p.event, time.Duration(p.lookback) * time.Millisecond})
@@ -617,6 +817,10 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		k, n := i+1, slices.Index(events, p.event)+1
 		eventColumns = append(eventColumns, fmt.Sprintf("arrayCount((c, e, o) -> c = 1 AND e = %d AND o < 0 AND o >= -%d, copy_number, event_numbers, event_offsets) AS pre_count_%d, "+
 			"arraySum((c, e, o, v) -> if(c = 1 AND e = %d AND o < 0 AND o >= -%d, v, 0), copy_number, event_numbers, event_offsets, event_values) AS pre_sum_%d", n, p.lookback, k, n, p.lookback, k))
+	}
+	for i, e := range valued {
+		n := slices.Index(events, e) + 1
+		eventColumns = append(eventColumns, fmt.Sprintf("arrayFilter((v, c, e, o) -> c = 1 AND e = %d AND o >= 0, event_values, copy_number, event_numbers, event_offsets) AS values_%d", n, i+1))
 	}
 	if len(events) == 0 {
 		// No metric: keep the query valid; no event is named "".
@@ -689,7 +893,10 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 		}
 		return "[" + strings.Join(out, ", ") + "]"
 	}
-	var counts, sums, preCounts, preSums []string
+	var counts, sums, preCounts, preSums, values []string
+	for i := range valued {
+		values = append(values, fmt.Sprintf("values_%d", i+1))
+	}
 	for i := range events {
 		if events[i] != "" {
 			counts, sums = append(counts, fmt.Sprintf("count_%d", i+1)), append(sums, fmt.Sprintf("sum_%d", i+1))
@@ -713,6 +920,8 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			"{sums}", list(sums, "emptyArrayFloat64()", "toFloat64(%s)"),
 			"{pre_counts}", list(preCounts, "emptyArrayUInt64()", "toUInt64(%s)"),
 			"{pre_sums}", list(preSums, "emptyArrayFloat64()", "toFloat64(%s)"),
+			"{values}", list(values, "arrayFilter(x -> 0, [emptyArrayFloat64()])", "arrayMap(v -> toFloat64(v), %s)"),
+			"{metric_values}", list(metricValues, "arrayFilter(x -> 0, [emptyArrayFloat64()])", "arrayMap(v -> toFloat64(v), %s)"),
 			dbPlaceholder+".exposures", db+".exposures{local}",
 			dbPlaceholder+".events", db+".events{local}",
 			dbPlaceholder, db,
@@ -735,6 +944,14 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 	rowsMode = false
 	q.shardUnitRows = strings.ReplaceAll(q.unitRows, "{local}", LocalSuffix)
 	q.unitRows = strings.ReplaceAll(q.unitRows, "{local}", "")
+	for j, qq := range q.quantiles {
+		gather, nonempty := "groupArray", ""
+		if metrics[qq.metric].EventQuantile() {
+			gather, nonempty = "groupArrayArray", " AND notEmpty(v)"
+			q.quantiles[j].clusters = strings.ReplaceAll(fill(quantileClustersSQL, xs), "{value}", qq.values)
+		}
+		q.quantiles[j].values = strings.NewReplacer("{gather}", gather, "{nonempty}", nonempty, "{value}", qq.values).Replace(fill(quantileValuesSQL, xs))
+	}
 	if len(q.capped) > 0 {
 		// The caps are quantiles of uncapped values, from a query that
 		// reads only the events of the capped metrics.

@@ -36,6 +36,8 @@ var readoutMetrics = []config.Metric{
 	{Key: "sessions", Kind: stats.Mean, Event: "session_start", Aggregate: config.Count, Cap: &config.Cap{Percentile: 0.8}},
 	{Key: "load_ms", Kind: stats.Ratio, Numerator: &config.Part{Event: "page_load", Aggregate: config.Sum}, Denominator: &config.Part{Event: "page_load", Aggregate: config.Count}},
 	{Key: "clicks_per_session", Kind: stats.Ratio, Numerator: &config.Part{Event: "click", Aggregate: config.Count}, Denominator: &config.Part{Event: "session_start", Aggregate: config.Count}, Cap: &config.Cap{Percentile: 0.95}},
+	{Key: "load_p90", Kind: stats.Quantile, Event: "page_load", Quantile: 0.9, Level: config.LevelEvent, Direction: config.Decrease},
+	{Key: "revenue_p50", Kind: stats.Quantile, Event: "purchase", Aggregate: config.Sum, Quantile: 0.5, Level: config.LevelUnit},
 }
 
 func metricsOf(keys ...string) []config.Metric {
@@ -186,6 +188,7 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		variants        map[string]bool
 		segments        []string
 		counts, sums    map[string]float64
+		values          map[string][]float64 // each counted event's value
 		// Before the first exposure, per lookback (ms): for CUPED.
 		preCounts, preSums map[int64]map[string]float64
 	}
@@ -205,7 +208,7 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		seen[e.ID] = true
 		u := units[e.Unit]
 		if u == nil {
-			u = &unit{firstMS: math.MaxInt64, variants: map[string]bool{}, counts: map[string]float64{}, sums: map[string]float64{}}
+			u = &unit{firstMS: math.MaxInt64, variants: map[string]bool{}, counts: map[string]float64{}, sums: map[string]float64{}, values: map[string][]float64{}}
 			units[e.Unit] = u
 		}
 		u.variants[e.Variant] = true
@@ -275,6 +278,7 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		seen[e.ID] = true
 		u.counts[e.Name]++
 		u.sums[e.Name] += e.Value
+		u.values[e.Name] = append(u.values[e.Name], e.Value)
 		u.lastMS = max(u.lastMS, t)
 	}
 
@@ -323,6 +327,11 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 		case stats.Count:
 			return counts[m.Event], 0
 		case stats.Mean:
+			return part(config.Part{Event: m.Event, Aggregate: m.Aggregate}), 0
+		case stats.Quantile:
+			if m.EventQuantile() {
+				return 0, 0 // its cells' Arm has N only
+			}
 			return part(config.Part{Event: m.Event, Aggregate: m.Aggregate}), 0
 		}
 		return part(*m.Numerator), part(*m.Denominator)
@@ -397,8 +406,63 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 			}
 		}
 	}
+	// Quantile metrics: the values of each cell (units', or events' with
+	// the units as clusters), sorted, at positions ⌊p·n⌋.
+	quantiles := map[key]*stats.QuantileArm{}
+	for _, m := range metrics {
+		if m.Kind != stats.Quantile {
+			continue
+		}
+		cellValues := map[key][]float64{}
+		unitsOf := map[key][]*unit{}
+		for _, u := range included {
+			v := variantOf[u]
+			vs := u.values[m.Event]
+			if !m.EventQuantile() {
+				x, _ := xy(u, m)
+				vs = []float64{x}
+			}
+			if len(vs) == 0 {
+				continue
+			}
+			keys := []key{{v, m.Key, "", ""}}
+			for i, d := range exp.Segments {
+				keys = append(keys, key{v, m.Key, d, u.segments[i]})
+			}
+			for _, k := range keys {
+				cellValues[k] = append(cellValues[k], vs...)
+				unitsOf[k] = append(unitsOf[k], u)
+			}
+		}
+		for k, vs := range cellValues {
+			sort.Float64s(vs)
+			n := len(vs)
+			at := func(p float64) float64 { return vs[min(int(math.Floor(p*float64(n))), n-1)] }
+			h := stats.QuantileZ * math.Sqrt(m.Quantile*(1-m.Quantile)/float64(n))
+			a := &stats.QuantileArm{N: float64(n), NStar: float64(n), Nu: m.Quantile, Hat: at(m.Quantile), Lower: at(max(0, m.Quantile-h)), Upper: at(min(1, m.Quantile+h))}
+			if m.EventQuantile() {
+				a.Clustered = true
+				for _, u := range unitsOf[k] {
+					var below float64
+					for _, x := range u.values[m.Event] {
+						if x <= a.Hat {
+							below++
+						}
+					}
+					events := float64(len(u.values[m.Event]))
+					a.MainSum += below
+					a.MainSumSquares += below * below
+					a.DenSum += events
+					a.DenSumSquares += events * events
+					a.MainDenSumProduct += below * events
+					a.NClusters++
+				}
+			}
+			quantiles[k] = a
+		}
+	}
 	for k, a := range arms {
-		out.Cells = append(out.Cells, warehouse.Cell{Variant: k.variant, Metric: k.metric, Dimension: k.dim, Value: k.value, Arm: *a, Pre: *pres[k]})
+		out.Cells = append(out.Cells, warehouse.Cell{Variant: k.variant, Metric: k.metric, Dimension: k.dim, Value: k.value, Arm: *a, Pre: *pres[k], Quantile: quantiles[k]})
 	}
 	sortCells(out.Cells)
 	return out
@@ -486,6 +550,20 @@ func testExperimentStats(t *testing.T, e warehouse.Engine) {
 				}
 				if !pre || !preDen {
 					t.Errorf("no cell has pre-exposure sums (%v, ratio %v): the test needs them", pre, preDen)
+				}
+				// Quantiles of both levels, in segments too, with
+				// clusters of more than one event.
+				var unitLevel, eventLevel, segment, clustered bool
+				for _, c := range want.Cells {
+					if q := c.Quantile; q != nil {
+						unitLevel = unitLevel || !q.Clustered && q.N > 10
+						eventLevel = eventLevel || q.Clustered && q.N > 10
+						segment = segment || c.Dimension != ""
+						clustered = clustered || q.DenSum > q.NClusters
+					}
+				}
+				if !unitLevel || !eventLevel || !segment || !clustered {
+					t.Errorf("quantile cells: unit level %v, event level %v, in a segment %v, a unit with several events %v: the test needs each", unitLevel, eventLevel, segment, clustered)
 				}
 			}
 			for _, c := range got.Cells {

@@ -35,6 +35,9 @@ type UnitRow struct {
 	Sums                    []float64 // per Layout.Events
 	PreCounts               []uint64  // per Layout.Pres
 	PreSums                 []float64 // per Layout.Pres
+	// Values are, per Layout.Values, the value of each event counted in
+	// the window (an event-level quantile's values), in no order.
+	Values [][]float64
 	// Counted are the cityHash64(event_id) of every event counted above,
 	// each once: what a copy that arrives later is recognised by.
 	Counted []uint64
@@ -75,7 +78,7 @@ func (w *Warehouse) UnitRows(ctx context.Context, exp config.Experiment, metrics
 		for rows.Next() {
 			var r UnitRow
 			if err := rows.Scan(&r.Unit, &r.FirstMS, &r.LastExposureMS, &r.LastEventMS, &r.MinVariant, &r.MaxVariant,
-				&r.Segments, &r.Counts, &r.Sums, &r.PreCounts, &r.PreSums, &r.Counted); err != nil {
+				&r.Segments, &r.Counts, &r.Sums, &r.PreCounts, &r.PreSums, &r.Values, &r.Counted); err != nil {
 				return err
 			}
 			out = append(out, r)

@@ -461,6 +461,7 @@ func shapeOf(exp config.Experiment, metrics []config.Metric) (string, error) {
 		Event, Aggregate       string
 		Numerator, Denominator *config.Part
 		Lookback               time.Duration
+		Level                  string `json:",omitempty"` // an event-level quantile keeps its events' values
 	}
 	s := struct {
 		Start    time.Time
@@ -470,7 +471,7 @@ func shapeOf(exp config.Experiment, metrics []config.Metric) (string, error) {
 		Metrics  []metricShape
 	}{exp.Start, exp.End, exp.AttributionWindow, exp.Segments, nil}
 	for _, m := range metrics {
-		s.Metrics = append(s.Metrics, metricShape{string(m.Kind), m.Event, string(m.Aggregate), m.Numerator, m.Denominator, m.CUPEDLookback()})
+		s.Metrics = append(s.Metrics, metricShape{string(m.Kind), m.Event, string(m.Aggregate), m.Numerator, m.Denominator, m.CUPEDLookback(), string(m.Level)})
 	}
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -54,12 +54,28 @@ func Diff(full, kept warehouse.ExperimentStats, tol float64) []string {
 			continue
 		}
 		delete(cells, k)
-		for _, pair := range [...]struct {
+		if (f.Quantile == nil) != (c.Quantile == nil) {
+			out = append(out, fmt.Sprintf("%s: quantile statistic full %v, tally %v", name, f.Quantile != nil, c.Quantile != nil))
+		}
+		pairs := []struct {
 			what       string
 			full, kept any
-		}{{"", f.Arm, c.Arm}, {"pre-exposure ", f.Pre, c.Pre}} {
+		}{{"", f.Arm, c.Arm}, {"pre-exposure ", f.Pre, c.Pre}}
+		if f.Quantile != nil && c.Quantile != nil {
+			pairs = append(pairs, struct {
+				what       string
+				full, kept any
+			}{"quantile ", *f.Quantile, *c.Quantile})
+		}
+		for _, pair := range pairs {
 			fv, kv := reflect.ValueOf(pair.full), reflect.ValueOf(pair.kept)
 			for i := range fv.NumField() {
+				if fv.Field(i).Kind() == reflect.Bool {
+					if fv.Field(i).Bool() != kv.Field(i).Bool() {
+						out = append(out, fmt.Sprintf("%s: %s%s full %v, tally %v", name, pair.what, fv.Type().Field(i).Name, fv.Field(i).Bool(), kv.Field(i).Bool()))
+					}
+					continue
+				}
 				a, b := fv.Field(i).Float(), kv.Field(i).Float()
 				if differ(a, b) {
 					out = append(out, fmt.Sprintf("%s: %s%s full %v, tally %v", name, pair.what, fv.Type().Field(i).Name, a, b))

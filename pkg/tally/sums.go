@@ -28,6 +28,11 @@ type metricPlan struct {
 	ratio      bool
 	cuped      bool
 	percentile float64 // of the cap; 0 for none
+	// A quantile metric's level (0 for other kinds), and for an
+	// event-level one its events' position in layout.Values (else -1):
+	// its x is then 0, its values the events'.
+	quantile float64
+	values   int
 }
 
 // plan reads each metric's parts off the layout, as the readout SQL does.
@@ -49,7 +54,7 @@ func (t *tally) plan() ([]metricPlan, error) {
 			return p, nil
 		}
 		agg := func(p config.Part) (part, error) { return side(p.Event, p.Aggregate == config.Count) }
-		pl := metricPlan{kind: m.Kind, cuped: lookback > 0}
+		pl := metricPlan{kind: m.Kind, cuped: lookback > 0, values: -1}
 		var err error
 		switch m.Kind {
 		case stats.Proportion, stats.Count:
@@ -60,6 +65,15 @@ func (t *tally) plan() ([]metricPlan, error) {
 			pl.ratio = true
 			if pl.x, err = agg(*m.Numerator); err == nil {
 				pl.y, err = agg(*m.Denominator)
+			}
+		case stats.Quantile:
+			pl.quantile = m.Quantile
+			if !m.EventQuantile() {
+				pl.x, err = agg(config.Part{Event: m.Event, Aggregate: m.Aggregate})
+			} else if pl.values = slices.Index(t.layout.Values, m.Event); pl.values < 0 {
+				err = fmt.Errorf("metric %s: the values of %q are not in the layout", m.Key, m.Event)
+			} else {
+				pl.x, err = side(m.Event, true)
 			}
 		default:
 			err = fmt.Errorf("metric %s: kind %q", m.Key, m.Kind)
@@ -95,6 +109,9 @@ func (t *tally) value(i int, p part, pre bool) float64 {
 
 // metricValues are a unit's x, y, px and py for one metric, before any cap.
 func (t *tally) metricValues(i int, pl metricPlan) (x, y, px, py float64) {
+	if pl.values >= 0 {
+		return 0, 0, 0, 0 // an event-level quantile
+	}
 	x = t.value(i, pl.x, false)
 	if pl.cuped {
 		px = t.value(i, pl.x, true)
@@ -474,6 +491,7 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 		}
 	}
 	out.MultiExposed = out.Exposed - single
+	quantiles := t.quantiles(plans, included)
 	overall := map[string]bool{}
 	for k, id := range ids {
 		c := &cells[k]
@@ -492,6 +510,9 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 			cell := warehouse.Cell{Variant: variant, Metric: mt.Key, Dimension: dim, Value: value,
 				Arm: stats.Arm{N: float64(c.units), Sum: s[sx], SumSquares: s[sxx]},
 				Pre: stats.Pre{Sum: s[spx], SumSquares: s[spxx], CrossSum: s[sxpx]}}
+			if q := quantiles[m]; q != nil {
+				cell.Quantile = q[id]
+			}
 			if plans[m].ratio {
 				cell.Arm.DenSum, cell.Arm.DenSumSquares, cell.Arm.SumProducts = s[sy], s[syy], s[sxy]
 				cell.Pre.DenSum, cell.Pre.DenSumSquares, cell.Pre.SumProducts = s[spy], s[spyy], s[spxpy]
@@ -515,6 +536,67 @@ func (t *tally) stats() (warehouse.ExperimentStats, error) {
 		out.DataThrough = msTime(through)
 	}
 	return out, nil
+}
+
+// quantiles are each quantile metric's statistics per cell (nil for other
+// metrics), as warehouse.ExperimentStats makes them: the cell's values
+// sorted, stats.QuantileOf, and for an event-level quantile its units with
+// events as clusters.
+func (t *tally) quantiles(plans []metricPlan, included func(unit) bool) []map[cellID]*stats.QuantileArm {
+	out := make([]map[cellID]*stats.QuantileArm, len(plans))
+	for m, pl := range plans {
+		if pl.quantile == 0 {
+			continue
+		}
+		values := map[cellID][]float64{}
+		units := map[cellID][]int{} // of an event-level quantile
+		var one [1]float64
+		for i, u := range t.units {
+			if !included(u) {
+				continue
+			}
+			vs := one[:]
+			if pl.values >= 0 {
+				vs = t.vals[i*t.nvalues+pl.values]
+				if len(vs) == 0 {
+					continue
+				}
+			} else {
+				one[0], _, _, _ = t.metricValues(i, pl)
+			}
+			for d := -1; d < t.dims; d++ {
+				id := cellID{variant: u.minVariant, dim: d}
+				if d >= 0 {
+					id.value = t.segments[i*t.dims+d]
+				}
+				values[id] = append(values[id], vs...)
+				if pl.values >= 0 {
+					units[id] = append(units[id], i)
+				}
+			}
+		}
+		arms := make(map[cellID]*stats.QuantileArm, len(values))
+		for id, vs := range values {
+			slices.Sort(vs)
+			a := stats.QuantileOf(vs, pl.quantile)
+			if pl.values >= 0 {
+				a.Clustered = true
+				for _, i := range units[id] {
+					var below float64
+					ev := t.vals[i*t.nvalues+pl.values]
+					for _, v := range ev {
+						if v <= a.Hat {
+							below++
+						}
+					}
+					a.AddCluster(below, float64(len(ev)))
+				}
+			}
+			arms[id] = &a
+		}
+		out[m] = arms
+	}
+	return out
 }
 
 // nth returns the value at 0-based position k of vs sorted, reordering vs:

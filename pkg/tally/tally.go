@@ -36,6 +36,12 @@ type tally struct {
 	preSums   []float64 // units × pres
 	segments  []uint32  // units × dims: into values[d]
 	counted   [][]uint64
+	// The values of the events of layout.Values counted in the window:
+	// units × nvalues; valueOf maps an event of the layout to its
+	// position there (-1: its values are not kept).
+	vals    [][]float64
+	nvalues int
+	valueOf []int
 
 	variants dictionary   // the variants units saw
 	values   []dictionary // per dimension, its values
@@ -81,6 +87,11 @@ func newTally(shape string, exp config.Experiment, metrics []config.Metric, layo
 	if exp.End != nil {
 		t.end = exp.End.UnixMilli()
 	}
+	t.nvalues = len(layout.Values)
+	t.valueOf = make([]int, t.events)
+	for e, name := range layout.Events {
+		t.valueOf[e] = slices.Index(layout.Values, name)
+	}
 	t.preOf = make([][]int, t.events)
 	for k, p := range layout.Pres {
 		e := slices.Index(layout.Events, p.Event)
@@ -106,6 +117,7 @@ func (t *tally) set(r warehouse.UnitRow) {
 		t.preSums = append(t.preSums, make([]float64, t.pre)...)
 		t.segments = append(t.segments, make([]uint32, t.dims)...)
 		t.counted = append(t.counted, nil)
+		t.vals = append(t.vals, make([][]float64, t.nvalues)...)
 	}
 	t.units[i] = unit{
 		first:        int64(r.FirstMS),
@@ -124,6 +136,9 @@ func (t *tally) set(r warehouse.UnitRow) {
 	}
 	for d := range t.dims {
 		t.segments[int(i)*t.dims+d] = t.values[d].id(r.Segments[d])
+	}
+	for k := range t.nvalues {
+		t.vals[int(i)*t.nvalues+k] = slices.Clone(r.Values[k])
 	}
 	t.regroup(int(i))
 	counted := slices.Clone(r.Counted)
@@ -225,6 +240,9 @@ func (t *tally) addEvent(e warehouse.EventRow, asOf int64) (later bool) {
 		t.touch(int(i))
 		t.counts[int(i)*t.events+e.Event]++
 		t.sums[int(i)*t.events+e.Event] += e.Value
+		if k := t.valueOf[e.Event]; k >= 0 {
+			t.vals[int(i)*t.nvalues+k] = append(t.vals[int(i)*t.nvalues+k], e.Value)
+		}
 		u.lastEvent = max(u.lastEvent, ms)
 	default:
 		in := false

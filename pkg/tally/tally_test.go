@@ -29,7 +29,7 @@ const day = 24 * time.Hour
 
 func timePtr(t time.Time) *time.Time { return &t }
 
-// The metrics of the test: every kind, caps on a mean and a ratio, CUPED
+// The metrics of the test: every kind (quantiles of both levels), caps on a mean and a ratio, CUPED
 // with two lookbacks on one event, and without.
 var testMetrics = []config.Metric{
 	{Key: "conversion", Kind: stats.Proportion, Event: "purchase"},
@@ -39,6 +39,8 @@ var testMetrics = []config.Metric{
 	{Key: "clicks_per_session", Kind: stats.Ratio, Numerator: &config.Part{Event: "click", Aggregate: config.Count},
 		Denominator: &config.Part{Event: "session_start", Aggregate: config.Count}, Cap: &config.Cap{Percentile: 0.8}},
 	{Key: "sessions", Kind: stats.Mean, Event: "session_start", Aggregate: config.Count, CUPED: &config.CUPED{Enabled: func() *bool { b := false; return &b }()}},
+	{Key: "load_p90", Kind: stats.Quantile, Event: "page_load", Quantile: 0.9, Level: config.LevelEvent},
+	{Key: "revenue_p50", Kind: stats.Quantile, Event: "purchase", Aggregate: config.Sum, Quantile: 0.5, Level: config.LevelUnit},
 }
 
 var testExperiment = config.Experiment{
@@ -225,6 +227,19 @@ func lookRounds(t *testing.T, w *warehouse.Warehouse, rounds int) {
 		looks, built, refetched, full.Exposed, full.MultiExposed, full.UnknownVariant, len(full.Cells))
 	if built != 1 {
 		t.Errorf("built %d times, want once", built)
+	}
+	var clustered, unitLevel int
+	for _, c := range full.Cells {
+		if q := c.Quantile; q != nil && q.N > 10 {
+			if q.Clustered && q.DenSum > q.NClusters {
+				clustered++
+			} else if !q.Clustered {
+				unitLevel++
+			}
+		}
+	}
+	if clustered == 0 || unitLevel == 0 {
+		t.Errorf("%d event-level quantile cells with clusters of several events, %d unit-level ones: the test needs both", clustered, unitLevel)
 	}
 	if refetched == 0 || full.MultiExposed == 0 || full.UnknownVariant == 0 {
 		t.Errorf("the traffic must read units afresh (%d), and have multi-exposed (%d) and unknown-variant (%d) units", refetched, full.MultiExposed, full.UnknownVariant)

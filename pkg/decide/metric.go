@@ -15,11 +15,14 @@ import (
 // good, whether the interval shows it better or worse, and for guardrails
 // where it stands against the margin.
 type metric struct {
-	key    string
-	role   readout.Role
-	kind   stats.Kind
-	sign   float64 // +1 when higher is better, −1 when lower is better
-	margin float64 // guardrails: relative margin, ≥ 0
+	key  string
+	role readout.Role
+	kind stats.Kind
+	// A quantile metric's level and over what.
+	quantile float64
+	level    config.Level
+	sign     float64 // +1 when higher is better, −1 when lower is better
+	margin   float64 // guardrails: relative margin, ≥ 0
 
 	ok  bool   // res is usable; otherwise why says what went wrong
 	why string // for an unavailable metric
@@ -108,7 +111,7 @@ func hasRole(r readout.Role, want []readout.Role) bool {
 
 // read applies the definitions of DESIGN.md to one comparison.
 func read(c Comparison, r role) *metric {
-	m := &metric{key: c.Metric.Key, role: r.role, kind: c.Metric.Kind, sign: 1, margin: r.margin}
+	m := &metric{key: c.Metric.Key, role: r.role, kind: c.Metric.Kind, sign: 1, margin: r.margin, quantile: c.Metric.Quantile, level: c.Metric.Level}
 	if c.Metric.Direction == config.Decrease {
 		m.sign = -1
 	}
@@ -185,8 +188,11 @@ func (m *metric) out() readout.Metric {
 		Significant: r.AbsCI.Excludes(0),
 		Outcome:     m.outcome(),
 	}
-	if m.kind.Valid() {
+	if m.kind.Valid() || m.kind == stats.Quantile {
 		o.Kind = string(m.kind)
+	}
+	if m.kind == stats.Quantile {
+		o.Quantile, o.Level = ptr(m.quantile), string(m.level)
 	}
 	if m.sign < 0 {
 		o.Direction = string(config.Decrease)

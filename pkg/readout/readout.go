@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -261,10 +262,14 @@ type Estimate struct {
 
 // Metric is the comparison of a treatment with the control on one metric.
 type Metric struct {
-	Metric    string   `json:"metric"`
-	Role      Role     `json:"role"`
-	Kind      string   `json:"kind,omitempty"` // mean, count, proportion or ratio
-	Direction string   `json:"direction"`      // increase or decrease: which way is better
+	Metric    string `json:"metric"`
+	Role      Role   `json:"role"`
+	Kind      string `json:"kind,omitempty"` // mean, count, proportion, ratio or quantile
+	Direction string `json:"direction"`      // increase or decrease: which way is better
+	// Quantile metrics only: the level (0.9 for p90) and over what: event
+	// (control and treatment n count events) or unit.
+	Quantile  *float64 `json:"quantile,omitempty"`
+	Level     string   `json:"level,omitempty"`
 	Control   Estimate `json:"control"`
 	Treatment Estimate `json:"treatment"`
 
@@ -409,4 +414,10 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// QuantileName is a quantile level as people write it: 0.9 → "p90",
+// 0.999 → "p99.9".
+func QuantileName(q float64) string {
+	return "p" + strconv.FormatFloat(100*q, 'f', -1, 64)
 }

@@ -176,6 +176,10 @@ func NewView(r readout.Readout, o ViewOptions) View {
 			if m.Direction == "decrease" {
 				row.Better = "lower is better"
 			}
+			if m.Quantile != nil {
+				// The numbers are quantiles, not means: say so.
+				row.Better = readout.QuantileName(*m.Quantile) + " of each " + m.Level + ", " + row.Better
+			}
 			if m.RelEffect != nil && m.RelCI != nil {
 				row.Effect = readout.Percent(*m.RelEffect)
 				row.Interval = readout.Percent(m.RelCI[0]) + " to " + readout.Percent(m.RelCI[1])

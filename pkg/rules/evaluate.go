@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"sort"
 	"time"
 
@@ -39,10 +40,14 @@ func Evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 func evaluate(exp config.Experiment, metrics map[string]config.Metric, st warehouse.ExperimentStats, now time.Time, running map[string]stats.Running) (readout.Readout, map[string]stats.Running) {
 	cells := make(map[cellKey]stats.Arm, len(st.Cells))
 	pres := make(map[cellKey]stats.Pre, len(st.Cells))
+	quantiles := map[cellKey]*stats.QuantileArm{}
 	values := map[string]map[string]bool{} // dimension → values seen
 	for _, c := range st.Cells {
 		cells[cellKey{c.Variant, c.Metric, c.Dimension, c.Value}] = c.Arm
 		pres[cellKey{c.Variant, c.Metric, c.Dimension, c.Value}] = c.Pre
+		if c.Quantile != nil {
+			quantiles[cellKey{c.Variant, c.Metric, c.Dimension, c.Value}] = c.Quantile
+		}
 		if c.Dimension != "" {
 			if values[c.Dimension] == nil {
 				values[c.Dimension] = map[string]bool{}
@@ -85,7 +90,17 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		var r stats.Result
 		var cuped *stats.CUPED
 		var err error
-		if m.CUPEDLookback() > 0 {
+		if m.Kind == stats.Quantile {
+			qc, qt := quantiles[cellKey{exp.Control, m.Key, dim, value}], quantiles[cellKey{variant, m.Key, dim, value}]
+			switch {
+			case value == readout.OtherSegment:
+				err = fmt.Errorf("%w: a quantile of values grouped as %s is not computed", stats.ErrNoVariance, readout.OtherSegment)
+			case qc == nil || qt == nil:
+				err = fmt.Errorf("%w: no %s values yet in an arm", stats.ErrNoVariance, m.Event)
+			default:
+				r, err = stats.CompareQuantile(*qc, *qt, opt)
+			}
+		} else if m.CUPEDLookback() > 0 {
 			var cu stats.CUPED
 			r, cu, err = stats.CompareCUPED(m.Kind, ctl, trt, pres[cellKey{exp.Control, m.Key, dim, value}], pres[cellKey{variant, m.Key, dim, value}], opt)
 			cuped = &cu

@@ -79,7 +79,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 }
 
 // applyDemo stores the demo's definitions, starting ten minutes ago (the
-// simulated exposures are stamped up to five minutes in the past).
+// simulated exposures are stamped up to five minutes in the past), except
+// that an experiment already stored keeps its start (keepStarts).
 func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, replicas int, stdout io.Writer) error {
 	defs, err := simulate.DemoDefinitions(time.Now().Add(-10 * time.Minute))
 	if err != nil {
@@ -102,13 +103,40 @@ func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, replicas i
 	if err != nil {
 		return err
 	}
+	stored, err := config.Load(ctx, kv)
+	if err != nil {
+		// Definitions of another kind in the bucket: the demo's replace
+		// them, as before.
+		fmt.Fprintf(stdout, "stored definitions unreadable (%v): applying the demo's afresh\n", err)
+	}
+	kept := keepStarts(&defs, stored)
 	if err := config.Apply(ctx, kv, defs); err != nil {
 		return fmt.Errorf("apply demo definitions: %w", err)
 	}
 	for _, e := range defs.Experiments {
-		fmt.Fprintf(stdout, "applied experiment %s: %s\n", e.Key, e.Hypothesis)
+		if kept[e.Key] {
+			fmt.Fprintf(stdout, "continuing experiment %s, started %s: %s\n", e.Key, e.Start.Format(time.RFC3339), e.Hypothesis)
+		} else {
+			fmt.Fprintf(stdout, "applied experiment %s: %s\n", e.Key, e.Hypothesis)
+		}
 	}
 	return nil
+}
+
+// keepStarts gives each experiment of defs that stored holds already (an
+// earlier run of the demo on the same data directory) the start it was
+// stored with, and reports which: restarting the demo continues its
+// experiments, with the units and decisions they have, instead of moving
+// their start (which dropped every unit exposed before it).
+func keepStarts(defs *config.Definitions, stored config.Definitions) map[string]bool {
+	kept := map[string]bool{}
+	for i, e := range defs.Experiments {
+		if old, ok := stored.Experiment(e.Key); ok && !old.Start.IsZero() && old.Start.Before(e.Start) {
+			defs.Experiments[i].Start = old.Start
+			kept[e.Key] = true
+		}
+	}
+	return kept
 }
 
 func flagSet(fs *flag.FlagSet, name string) bool {

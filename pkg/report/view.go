@@ -89,6 +89,11 @@ type HealthRow struct {
 type ProgressView struct {
 	Units, Target, Percent, Power, PerDay, ETA, Start, End string
 	Fraction                                               float64 // 0..1, for bars
+	// Sample says the units against the plan in words: "5,000 of 8,000
+	// planned units (63%) · power 80%", or "12 units; no planned sample
+	// yet" before there is a plan. A decided experiment's power is left
+	// out: it was a planning figure.
+	Sample string
 }
 
 // ViewOptions adjust a View.
@@ -111,7 +116,11 @@ func LifecycleLine(r readout.Readout) string {
 	}
 	switch {
 	case r.DecidedAt != nil:
-		parts = append(parts, "Decided "+stamp(*r.DecidedAt)+": final unless the evidence reverses.")
+		if r.Status == readout.Invalid {
+			parts = append(parts, "Found invalid "+stamp(*r.DecidedAt)+": its numbers cannot be trusted; fix the cause and start the experiment again.")
+		} else {
+			parts = append(parts, "Decided "+stamp(*r.DecidedAt)+": final unless the evidence reverses.")
+		}
 	case r.CandidateStatus == readout.Invalid && r.CandidateSince != nil:
 		parts = append(parts, "Candidate INVALID since "+stamp(*r.CandidateSince)+", holding before it is final.")
 	case r.Candidate != readout.NoLabel && r.CandidateSince != nil:
@@ -234,7 +243,7 @@ func NewView(r readout.Readout, o ViewOptions) View {
 		v.Salvage = append(v.Salvage, row)
 	}
 	v.Health = health(r.Health)
-	v.Progress = progress(r.Progress)
+	v.Progress = progress(r.Progress, r.Status == readout.Decided || r.Status == readout.Invalid)
 	return v
 }
 
@@ -298,7 +307,7 @@ func health(h readout.Health) []HealthRow {
 	return rows
 }
 
-func progress(p readout.Progress) ProgressView {
+func progress(p readout.Progress, decided bool) ProgressView {
 	v := ProgressView{Units: readout.Count(p.Units), Target: "not planned yet", Percent: "—", Power: "—", PerDay: "—", ETA: "—", Start: day(p.Start), End: "none"}
 	if p.Target != nil {
 		v.Target = readout.Count(*p.Target)
@@ -321,6 +330,15 @@ func progress(p readout.Progress) ProgressView {
 	}
 	if p.Start.IsZero() {
 		v.Start = "—"
+	}
+	switch {
+	case p.Target == nil:
+		v.Sample = v.Units + " units; no planned sample yet"
+	default:
+		v.Sample = v.Units + " of " + v.Target + " planned units (" + v.Percent + ")"
+		if p.Power != nil && !decided {
+			v.Sample += " · power " + v.Power
+		}
 	}
 	return v
 }

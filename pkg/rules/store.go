@@ -46,7 +46,7 @@ func (s Readouts) List(ctx context.Context) ([]readout.Readout, error) {
 func (s Readouts) Latest(ctx context.Context, experiment string) (readout.Readout, error) {
 	doc, _, err := s.W.LatestReadout(ctx, experiment)
 	if errors.Is(err, warehouse.ErrNotFound) {
-		return readout.Readout{}, fmt.Errorf("%w for experiment %q", api.ErrNotFound, experiment)
+		return readout.Readout{}, fmt.Errorf("%q: %w", experiment, api.ErrNotFound)
 	}
 	if err != nil {
 		return readout.Readout{}, err

@@ -162,6 +162,22 @@ func Apply(ctx context.Context, kv jetstream.KeyValue, defs Definitions) error {
 	return err
 }
 
+// CheckFiles is what ApplyFiles checks, without storing anything: the
+// files' definitions together with those stored in kv (an experiment may
+// use a metric applied before). A nil kv is a bucket not created yet:
+// nothing stored.
+func CheckFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) error {
+	if kv == nil {
+		return check(&Definitions{}, files...)
+	}
+	entries, err := snapshot(ctx, kv)
+	if err != nil {
+		return err
+	}
+	stored, _ := decodeEntries(entries)
+	return check(&stored, files...)
+}
+
 // ApplyFiles is Apply for parsed files, reporting their problems (parse
 // problems included) at their lines, and what it did to each key: metrics
 // first, then experiments, in the files' order.

@@ -174,7 +174,7 @@ experiments:
 	}
 	want := []string{
 		"bad.yaml:7:15: experiments[0].variants: weights add up to 0.9, not 1: make the shares of units sum to 1 (e.g. 0.5 and 0.5)",
-		`bad.yaml:9:27: experiments[0].primary[1]: unknown metric "revenu": define it under metrics (in this file or one applied before); did you mean "revenue"?`,
+		`bad.yaml:9:27: experiments[0].primary[1]: unknown metric "revenu": define it under metrics (in these files or one applied before); did you mean "revenue"?`,
 	}
 	var got []string
 	for _, p := range ps {
@@ -204,7 +204,7 @@ func TestApplyStoredProblems(t *testing.T) {
 		t.Errorf("Load = %v, want an error naming metric.junk", err)
 	}
 	err := Apply(ctx, kv, Definitions{Metrics: minimalDefs().Metrics[:1]})
-	want := `verdict_config/experiment.old: primary[0]: unknown metric "gone": define it under metrics (in this file or one applied before)`
+	want := `verdict_config/experiment.old: primary[0]: unknown metric "gone": define it under metrics (in these files or one applied before)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Apply = %v, want %s", err, want)
 	}

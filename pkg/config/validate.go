@@ -135,7 +135,7 @@ func check(stored *Definitions, files ...*File) error {
 			}
 		}
 	}
-	v := &validator{metrics: map[string]metricDef{}}
+	v := &validator{metrics: map[string]metricDef{}, stored: stored != nil}
 	v.validate(ms, es)
 
 	// Problems found by the parser come first; a validation problem at or
@@ -181,6 +181,7 @@ type placedProblem struct {
 type validator struct {
 	metrics map[string]metricDef
 	probs   []placedProblem
+	stored  bool // the stored definitions were read: the metrics include them
 }
 
 func (v *validator) add(at origin, sub, format string, args ...any) {
@@ -557,7 +558,11 @@ func (v *validator) roles(e experimentDef) {
 			return
 		}
 		if _, ok := v.metrics[key]; !ok {
-			v.add(at, sub, "unknown metric %q: define it under metrics (in this file or one applied before)%s", key, v.closest(key))
+			where := "in these files; metrics applied before were not read for this check"
+			if v.stored {
+				where = "in these files or one applied before"
+			}
+			v.add(at, sub, "unknown metric %q: define it under metrics (%s)%s", key, where, v.closest(key))
 			return
 		}
 		if prev, ok := role[key]; ok {

@@ -34,7 +34,7 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 	var names fileList
 	fs.Var(&names, "f", "definitions `FILE` (YAML or JSON), - for standard input; repeat for several")
 	natsURL := fs.String("nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
-	dryRun := fs.Bool("dry-run", false, "validate only, without NATS: metrics must then be defined in the given files")
+	dryRun := fs.Bool("dry-run", false, "check only, storing nothing: against the stored definitions when NATS answers, else the files alone")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: verdict apply [flags] -f FILE [-f FILE ...]")
 		fs.PrintDefaults()
@@ -69,22 +69,16 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 		files = append(files, f)
 	}
 
-	if *dryRun {
-		if err := config.ValidateFiles(files...); err != nil {
-			return refused(stderr, err)
-		}
-		metrics, exps := count(files)
-		fmt.Fprintf(stdout, "valid: %d metrics, %d experiments (dry run: nothing stored)\n", metrics, exps)
-		return nil
-	}
-
 	opts, err := stream.AuthFromEnv(getenv).Options()
 	if err != nil {
 		return err
 	}
+	if *dryRun {
+		return dryRunApply(ctx, *natsURL, opts, files, stdout, stderr)
+	}
 	nc, err := nats.Connect(*natsURL, append(opts, nats.Name("verdict-apply"), nats.Timeout(5*time.Second))...)
 	if err != nil {
-		return fmt.Errorf("connect to %s (or use --dry-run to validate without NATS): %w", stream.Redact(*natsURL), err)
+		return fmt.Errorf("connect to %s (or use --dry-run to check the files alone): %w", stream.Redact(*natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -112,6 +106,39 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprintf(stdout, "applied to %s: %d created, %d updated, %d unchanged\n",
 		config.Bucket, n[config.Created], n[config.Updated], n[config.Unchanged])
+	return nil
+}
+
+// dryRunApply checks files as apply would, storing nothing: with the
+// definitions stored in verdict_config when NATS answers (an experiment may
+// use a metric applied before), else the files alone, and says which.
+func dryRunApply(ctx context.Context, natsURL string, opts []nats.Option, files []*config.File, stdout, stderr io.Writer) error {
+	metrics, exps := count(files)
+	nc, err := nats.Connect(natsURL, append(opts, nats.Name("verdict-apply"), nats.Timeout(2*time.Second))...)
+	if err != nil {
+		if err := config.ValidateFiles(files...); err != nil {
+			fmt.Fprintf(stderr, "(NATS at %s did not answer: checked the files alone, without the metrics applied before)\n", stream.Redact(natsURL))
+			return refused(stderr, err)
+		}
+		fmt.Fprintf(stdout, "valid: %d metrics, %d experiments, checked alone: NATS at %s did not answer (dry run: nothing stored)\n", metrics, exps, stream.Redact(natsURL))
+		return nil
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	kv, err := js.KeyValue(ctx, config.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = nil, nil // nothing applied yet
+	}
+	if err != nil {
+		return err
+	}
+	if err := config.CheckFiles(ctx, kv, files...); err != nil {
+		return refused(stderr, err)
+	}
+	fmt.Fprintf(stdout, "valid: %d metrics, %d experiments, with the definitions stored in %s (dry run: nothing stored)\n", metrics, exps, config.Bucket)
 	return nil
 }
 

@@ -114,7 +114,7 @@ func TestRunApplyRefused(t *testing.T) {
 		t.Fatalf("apply bad.yaml = %v, want refused with 2 problems", r.err)
 	}
 	want := bad + `:8:15: experiments[0].variants: weights add up to 1.1, not 1: make the shares of units sum to 1 (e.g. 0.5 and 0.5)
-` + bad + `:10:15: experiments[0].primary[0]: unknown metric "conversoin": define it under metrics (in this file or one applied before); did you mean "conversion"?
+` + bad + `:10:15: experiments[0].primary[0]: unknown metric "conversoin": define it under metrics (in these files or one applied before); did you mean "conversion"?
 `
 	if diff := cmp.Diff(want, r.stderr); diff != "" {
 		t.Errorf("stderr (-want +got):\n%s", diff)
@@ -136,11 +136,12 @@ func TestRunApplyDryRun(t *testing.T) {
 	const nowhere = "nats://127.0.0.1:1"
 	good := writeFile(t, "defs.yaml", applyMetrics+applyExperiment)
 	r := apply(t, nowhere, "", "--dry-run", "-f", good)
-	if r.err != nil || r.stdout != "valid: 2 metrics, 1 experiments (dry run: nothing stored)\n" {
+	if r.err != nil || r.stdout != "valid: 2 metrics, 1 experiments, checked alone: NATS at nats://127.0.0.1:1 did not answer (dry run: nothing stored)\n" {
 		t.Errorf("dry run = %v, %q, %q", r.err, r.stdout, r.stderr)
 	}
 	r = apply(t, nowhere, applyExperiment, "--dry-run", "-f", "-")
-	if r.err == nil || !strings.Contains(r.stderr, `<stdin>:6:15: experiments[0].primary[0]: unknown metric "conversion"`) {
+	if r.err == nil || !strings.Contains(r.stderr, `<stdin>:6:15: experiments[0].primary[0]: unknown metric "conversion": define it under metrics (in these files; metrics applied before were not read for this check)`) ||
+		!strings.Contains(r.stderr, "did not answer") {
 		t.Errorf("dry run without the metrics = %v, stderr %q", r.err, r.stderr)
 	}
 	if r := apply(t, nowhere, ""); r.err == nil {
@@ -148,5 +149,29 @@ func TestRunApplyDryRun(t *testing.T) {
 	}
 	if r := apply(t, nowhere, "", "-f", good); r.err == nil || !strings.Contains(r.err.Error(), "--dry-run") {
 		t.Errorf("apply without NATS = %v, want a connection error that mentions --dry-run", r.err)
+	}
+}
+
+// TestRunApplyDryRunSeesStored: with NATS up, a dry run checks an
+// experiment against the metrics applied before, and stores nothing.
+func TestRunApplyDryRunSeesStored(t *testing.T) {
+	s := streamtest.Run(t)
+	_, js := streamtest.Connect(t, s)
+	if r := apply(t, s.URL(), "", "--dry-run", "-f", writeFile(t, "e.yaml", applyExperiment)); r.err == nil {
+		t.Fatalf("dry run of an experiment before its metrics exist: no error")
+	}
+	if r := apply(t, s.URL(), "", "-f", writeFile(t, "m.yaml", applyMetrics)); r.err != nil {
+		t.Fatal(r.err)
+	}
+	r := apply(t, s.URL(), "", "--dry-run", "-f", writeFile(t, "e.yaml", applyExperiment))
+	if r.err != nil || r.stdout != "valid: 0 metrics, 1 experiments, with the definitions stored in verdict_config (dry run: nothing stored)\n" {
+		t.Fatalf("dry run of the experiment = %v, %q, %q", r.err, r.stdout, r.stderr)
+	}
+	kv, err := js.KeyValue(context.Background(), config.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(context.Background(), config.ExperimentPrefix+"checkout"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("the dry run stored the experiment: %v", err)
 	}
 }

@@ -449,13 +449,7 @@ func expectStats(exp config.Experiment, metrics []config.Metric, asOf time.Time,
 							below++
 						}
 					}
-					events := float64(len(u.values[m.Event]))
-					a.MainSum += below
-					a.MainSumSquares += below * below
-					a.DenSum += events
-					a.DenSumSquares += events * events
-					a.MainDenSumProduct += below * events
-					a.NClusters++
+					a.AddCluster(below, float64(len(u.values[m.Event])))
 				}
 			}
 			quantiles[k] = a

@@ -159,11 +159,7 @@ func (w *Warehouse) quantileStats(ctx context.Context, q *readoutQuery, caps map
 	for _, qq := range q.quantiles {
 		m := q.metrics[qq.metric]
 		sorted := map[key][]float64{}
-		local := func(sql string) (string, string) {
-			return strings.ReplaceAll(sql, "{local}", ""), strings.ReplaceAll(sql, "{local}", LocalSuffix)
-		}
-		single, shard := local(qq.values)
-		err := w.eachConn(ctx, single, shard, named(q.params, caps), func(rows driver.Rows) error {
+		err := w.eachConn(ctx, qq.values, qq.shardValues, named(q.params, caps), func(rows driver.Rows) error {
 			for rows.Next() {
 				var k key
 				var vs []float64
@@ -192,8 +188,7 @@ func (w *Warehouse) quantileStats(ctx context.Context, q *readoutQuery, caps map
 			for _, a := range arms {
 				a.Clustered = true
 			}
-			single, shard := local(qq.clusters)
-			err := w.eachConn(ctx, single, shard, named(q.params, caps, map[string]any{"cells": cells, "hats": hats}), func(rows driver.Rows) error {
+			err := w.eachConn(ctx, qq.clusters, qq.shardClusters, named(q.params, caps, map[string]any{"cells": cells, "hats": hats}), func(rows driver.Rows) error {
 				for rows.Next() {
 					var k key
 					var s, ss, d, dd, sd float64
@@ -589,14 +584,16 @@ type readoutQuery struct {
 	layout                  Layout
 
 	// Per quantile metric: its index in metrics, and its values and (level
-	// event) clusters queries, with {local} left in.
+	// event) clusters queries.
 	quantiles []quantileQuery
 }
 
-// quantileQuery is the SQL of one quantile metric's statistics.
+// quantileQuery is the SQL of one quantile metric's statistics, on a
+// single server and (shard...) on each shard of a cluster.
 type quantileQuery struct {
-	metric           int
-	values, clusters string
+	metric                  int
+	values, shardValues     string
+	clusters, shardClusters string
 }
 
 // Layout says what the arrays of a UnitRow hold: the window count and sum
@@ -951,6 +948,9 @@ func newReadoutQuery(db string, exp config.Experiment, metrics []config.Metric, 
 			q.quantiles[j].clusters = strings.ReplaceAll(fill(quantileClustersSQL, xs), "{value}", qq.values)
 		}
 		q.quantiles[j].values = strings.NewReplacer("{gather}", gather, "{nonempty}", nonempty, "{value}", qq.values).Replace(fill(quantileValuesSQL, xs))
+		qj := &q.quantiles[j]
+		qj.shardValues, qj.values = strings.ReplaceAll(qj.values, "{local}", LocalSuffix), strings.ReplaceAll(qj.values, "{local}", "")
+		qj.shardClusters, qj.clusters = strings.ReplaceAll(qj.clusters, "{local}", LocalSuffix), strings.ReplaceAll(qj.clusters, "{local}", "")
 	}
 	if len(q.capped) > 0 {
 		// The caps are quantiles of uncapped values, from a query that

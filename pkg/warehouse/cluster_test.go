@@ -93,6 +93,13 @@ func testCluster(t *testing.T, e warehouse.Engine) {
 		if diff := cmp.Diff(want, got, cmpopts.EquateApprox(1e-9, 1e-9), cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("%s as of %v: the cluster's statistics (+) differ from the Go computation (-):\n%s", tt.exp.Key, tt.asOf, diff)
 		}
+		ts, err := cw.TimeStats(ctx, tt.exp, readoutMetrics, tt.asOf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(expectTime(tt.exp, readoutMetrics, tt.asOf, all), ts, cmpopts.EquateApprox(1e-9, 1e-9), cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("%s as of %v: the cluster's statistics over time (+) differ from the Go computation (-):\n%s", tt.exp.Key, tt.asOf, diff)
+		}
 	}
 
 	// Readouts are stored and read through the Distributed table.

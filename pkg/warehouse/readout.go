@@ -46,6 +46,9 @@ type ExperimentStats struct {
 	// Cells are the statistics per variant and metric: overall (Dimension
 	// "") for every variant × metric, and per segment value seen.
 	Cells []Cell
+	// Time, when set, is the experiment's statistics over time
+	// (TimeStats), computed apart: the readout carries them as they are.
+	Time *TimeStats
 }
 
 // Cell is the sufficient statistics of one metric in one variant, overall

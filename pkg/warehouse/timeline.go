@@ -1,0 +1,355 @@
+package warehouse
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/stats"
+)
+
+// Day is the step of an experiment's statistics over time.
+const Day = 24 * time.Hour
+
+// MaxTimePoints bounds the cumulative points of a TimeStats: a longer
+// experiment gets a point every few days (always one for its last day).
+const MaxTimePoints = 120
+
+// TimeStats are an experiment's statistics over time, overall (no
+// segments), for every metric but quantiles. They are neither adjusted
+// by CUPED nor narrowed by earlier looks, and a capped metric is capped
+// at its cap as of AsOf on every day: the last cumulative point is the
+// readout's unadjusted comparison.
+type TimeStats struct {
+	AsOf time.Time
+	// Through are the ends of the cumulative points: the end of a day
+	// since the start (Start + (d+1)·Day, exclusive), and AsOf for the
+	// last; Days the day since the start (0 first) of each.
+	Through []time.Time
+	Days    []int
+	// Split is where novelty's early part of a unit's attribution window
+	// ends and its late part begins: half the window.
+	Split time.Duration
+	// Metrics are per metric key.
+	Metrics map[string]*MetricTime
+}
+
+// MetricTime is one metric's statistics over time, per variant.
+type MetricTime struct {
+	// Cumulative: the metric's sums as of each point of Through, over the
+	// units first exposed before it and their events before it.
+	Cumulative map[string][]stats.Arm
+	// SinceExposure: per day since exposure k (k·Day to (k+1)·Day after a
+	// unit's first exposure, within its attribution window), the sums of
+	// the metric over that day alone, of the units for which it is over.
+	SinceExposure map[string][]stats.Arm
+	// Novelty: per unit whose attribution window is over, its metric in
+	// the early and late parts of the window (stats.Change).
+	Novelty map[string]stats.ChangeArm
+}
+
+const (
+	// timelineUnitsSQL is one row per exposed unit: its first exposure
+	// and whether it saw one variant.
+	timelineUnitsSQL = `SELECT cityHash64(unit_id) AS unit_key, toInt64(min(toUInt64(ts) * 1000 + ts_ms)), min(variant), max(variant)
+FROM {db:Identifier}.exposures{local}
+WHERE ` + exposuresWhere + `
+GROUP BY unit_key`
+
+	// timelineBucketsSQL is, per exposed unit and metric event, the count
+	// and sum of its counted events (each event once, in its attribution
+	// window, by asOf) per day since the start, day since its first
+	// exposure, and part of its window (late: from @split_ms on).
+	timelineBucketsSQL = `SELECT unit_key, toUInt32(counted_index) AS event_number, toUInt32(intDiv(counted_ms - @start_ms, 86400000)) AS day,
+    toUInt32(intDiv(counted_ms - counted_first_ms, 86400000)) AS since, toUInt8(counted_ms - counted_first_ms >= @split_ms) AS late,
+    count(), sum(counted_value)
+FROM
+(
+    SELECT unit_key, event_hash, any(event_index) AS counted_index, any(track_ms) AS counted_ms, any(value) AS counted_value, any(first_ms) AS counted_first_ms
+    FROM
+    (
+        SELECT cityHash64(unit_id) AS unit_key, cityHash64(event_id) AS event_hash,
+            toUInt64(ts) * 1000 + ts_ms AS track_ms, indexOf(@events, event) AS event_index, value
+        FROM {db:Identifier}.events{local}
+        WHERE event IN @event_set
+            AND ts >= toDateTime(@start_s) AND ts <= toDateTime(@events_end_s)
+            AND seq <= @max_seq
+    ) AS track
+    ALL INNER JOIN
+    (
+        SELECT cityHash64(unit_id) AS unit_key, min(toUInt64(ts) * 1000 + ts_ms) AS first_ms
+        FROM {db:Identifier}.exposures{local}
+        WHERE ` + exposuresWhere + `
+        GROUP BY unit_key
+    ) AS first_exposures USING unit_key
+    WHERE track_ms >= first_ms AND track_ms < first_ms + @window_ms AND track_ms <= @as_of_ms
+    GROUP BY unit_key, event_hash
+)
+GROUP BY unit_key, counted_index, day, since, late`
+)
+
+// bucket is one unit's events of one name on one day since the start,
+// one day since its exposure, in one part of its window.
+type bucket struct {
+	event      int // index into the events of the query, from 0
+	day, since int
+	late       bool
+	count      float64
+	sum        float64
+}
+
+// timelineUnit is one exposed unit as the timeline reads it.
+type timelineUnit struct {
+	variant int // index into exp.Variants; −1: several, or one not listed
+	firstMS int64
+	buckets []bucket
+}
+
+// TimeStats computes exp's statistics over time as of asOf for each of
+// metrics that is not a quantile, from every row landed. It reads every
+// unit's events per day (two queries, on every shard of a cluster) and
+// sums them in Go.
+func (w *Warehouse) TimeStats(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (TimeStats, error) {
+	window := time.Duration(exp.AttributionWindow)
+	if window <= 0 {
+		return TimeStats{}, fmt.Errorf("time stats of experiment %s: %w: attribution window %v is not positive", exp.Key, ErrBadDefinition, window)
+	}
+	var events []string
+	for _, m := range metrics {
+		for _, e := range eventsOf(m) {
+			if !slices.Contains(events, e) {
+				events = append(events, e)
+			}
+		}
+	}
+	end := asOf
+	if exp.End != nil && exp.End.Before(end) {
+		end = *exp.End
+	}
+	startMS, endMS, asOfMS := exp.Start.UnixMilli(), end.UnixMilli(), asOf.UnixMilli()
+	split := window / 2
+	units := map[uint64]*timelineUnit{}
+	if startMS >= 0 && endMS >= startMS && len(events) > 0 {
+		set := make([]any, len(events))
+		for i, e := range events {
+			set[i] = e
+		}
+		params := named(map[string]any{
+			"experiment":   exp.Key,
+			"start_s":      startMS / 1000,
+			"end_s":        endMS / 1000,
+			"start_ms":     startMS,
+			"end_ms":       endMS,
+			"events_end_s": min(asOfMS, endMS+window.Milliseconds()) / 1000,
+			"window_ms":    window.Milliseconds(),
+			"split_ms":     split.Milliseconds(),
+			"as_of_ms":     asOfMS,
+			"events":       events,
+			"event_set":    clickhouse.GroupSet{Value: set},
+			"max_seq":      uint64(math.MaxUint64),
+		})
+		fill := func(sql string) (string, string) {
+			sql = withDatabase(strings.ReplaceAll(sql, "{units}", ""), w.db)
+			return strings.ReplaceAll(sql, "{local}", ""), strings.ReplaceAll(sql, "{local}", LocalSuffix)
+		}
+		single, shard := fill(timelineUnitsSQL)
+		err := w.eachConn(ctx, single, shard, params, func(rows driver.Rows) error {
+			for rows.Next() {
+				var key uint64
+				var first int64
+				var lo, hi string
+				if err := rows.Scan(&key, &first, &lo, &hi); err != nil {
+					return err
+				}
+				u := &timelineUnit{variant: -1, firstMS: first}
+				if lo == hi {
+					u.variant = slices.IndexFunc(exp.Variants, func(v config.Variant) bool { return v.Key == lo })
+				}
+				units[key] = u
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return TimeStats{}, fmt.Errorf("time stats of experiment %s: units: %w", exp.Key, err)
+		}
+		single, shard = fill(timelineBucketsSQL)
+		err = w.eachConn(ctx, single, shard, params, func(rows driver.Rows) error {
+			for rows.Next() {
+				var key uint64
+				var event, day, since uint32
+				var late uint8
+				var count uint64
+				var sum float64
+				if err := rows.Scan(&key, &event, &day, &since, &late, &count, &sum); err != nil {
+					return err
+				}
+				if u := units[key]; u != nil && event > 0 {
+					u.buckets = append(u.buckets, bucket{event: int(event) - 1, day: int(day), since: int(since), late: late == 1, count: float64(count), sum: sum})
+				}
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return TimeStats{}, fmt.Errorf("time stats of experiment %s: events: %w", exp.Key, err)
+		}
+	}
+	list := make([]*timelineUnit, 0, len(units))
+	for _, u := range units {
+		list = append(list, u)
+	}
+	return sumTimeline(exp, metrics, events, list, asOf), nil
+}
+
+// eventsOf lists the events a metric's value over time is made of: none
+// for a quantile.
+func eventsOf(m config.Metric) []string {
+	switch m.Kind {
+	case stats.Quantile:
+		return nil
+	case stats.Ratio:
+		var out []string
+		for _, p := range []*config.Part{m.Numerator, m.Denominator} {
+			if p != nil && p.Event != "" {
+				out = append(out, p.Event)
+			}
+		}
+		return out
+	}
+	if m.Event == "" {
+		return nil
+	}
+	return []string{m.Event}
+}
+
+// sumTimeline turns units' buckets into TimeStats (TimeStats' contract).
+func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string, units []*timelineUnit, asOf time.Time) TimeStats {
+	window := time.Duration(exp.AttributionWindow)
+	out := TimeStats{AsOf: asOf, Split: window / 2, Metrics: map[string]*MetricTime{}}
+	startMS, asOfMS := exp.Start.UnixMilli(), asOf.UnixMilli()
+	dayMS, windowMS := Day.Milliseconds(), window.Milliseconds()
+	if asOfMS < startMS {
+		return out
+	}
+	// The cumulative points: every stride-th day, and the last.
+	last := int((asOfMS - startMS) / dayMS)
+	stride := (last + MaxTimePoints) / MaxTimePoints
+	for d := last % stride; d <= last; d += stride {
+		out.Days = append(out.Days, d)
+		through := exp.Start.Add(time.Duration(d+1) * Day)
+		if d == last {
+			through = asOf
+		}
+		out.Through = append(out.Through, through)
+	}
+	// The days since exposure of a window: the last may be short.
+	sinceDays := int((windowMS + dayMS - 1) / dayMS)
+
+	// x and y of a metric from a unit's buckets that keep picks.
+	value := func(m config.Metric, bs []bucket, keep func(bucket) bool) (x, y float64) {
+		part := func(event string, aggregate config.Aggregate) float64 {
+			e := slices.Index(events, event)
+			var v float64
+			for _, b := range bs {
+				if b.event == e && keep(b) {
+					if aggregate == config.Count {
+						v += b.count
+					} else {
+						v += b.sum
+					}
+				}
+			}
+			return v
+		}
+		switch m.Kind {
+		case stats.Proportion:
+			if part(m.Event, config.Count) > 0 {
+				x = 1
+			}
+		case stats.Count:
+			x = part(m.Event, config.Count)
+		case stats.Mean:
+			x = part(m.Event, m.Aggregate)
+		case stats.Ratio:
+			x, y = part(m.Numerator.Event, m.Numerator.Aggregate), part(m.Denominator.Event, m.Denominator.Aggregate)
+		}
+		return x, y
+	}
+	add := func(a *stats.Arm, x, y float64) {
+		a.N++
+		a.Sum += x
+		a.SumSquares += x * x
+		a.DenSum += y
+		a.DenSumSquares += y * y
+		a.SumProducts += x * y
+	}
+	all := func(bucket) bool { return true }
+	for _, m := range metrics {
+		if len(eventsOf(m)) == 0 {
+			continue
+		}
+		// A cap is quantileExact of the included units' non-zero values,
+		// as the readout takes it.
+		capAt := math.Inf(1)
+		if m.Cap != nil && m.Kind != stats.Proportion {
+			var nonZero []float64
+			for _, u := range units {
+				if u.variant >= 0 {
+					if x, _ := value(m, u.buckets, all); x != 0 {
+						nonZero = append(nonZero, x)
+					}
+				}
+			}
+			if len(nonZero) > 0 {
+				slices.Sort(nonZero)
+				capAt = nonZero[stats.QuantileIndex(m.Cap.Percentile, len(nonZero))]
+			}
+		}
+		mt := &MetricTime{Cumulative: map[string][]stats.Arm{}, SinceExposure: map[string][]stats.Arm{}, Novelty: map[string]stats.ChangeArm{}}
+		for _, v := range exp.Variants {
+			mt.Cumulative[v.Key] = make([]stats.Arm, len(out.Days))
+			mt.SinceExposure[v.Key] = make([]stats.Arm, sinceDays)
+		}
+		for _, u := range units {
+			if u.variant < 0 {
+				continue
+			}
+			v := exp.Variants[u.variant].Key
+			firstDay := int((u.firstMS - startMS) / dayMS)
+			cum := mt.Cumulative[v]
+			for i, d := range out.Days {
+				if firstDay > d {
+					continue
+				}
+				x, y := value(m, u.buckets, func(b bucket) bool { return b.day <= d })
+				add(&cum[i], min(x, capAt), y)
+			}
+			since := mt.SinceExposure[v]
+			for k := range since {
+				if u.firstMS+min(int64(k+1)*dayMS, windowMS) > asOfMS {
+					break
+				}
+				x, y := value(m, u.buckets, func(b bucket) bool { return b.since == k })
+				add(&since[k], min(x, capAt), y)
+			}
+			if u.firstMS+windowMS <= asOfMS {
+				ex, ey := value(m, u.buckets, func(b bucket) bool { return !b.late })
+				lx, ly := value(m, u.buckets, func(b bucket) bool { return b.late })
+				if m.Kind != stats.Ratio {
+					ey, ly = 1, 1
+				}
+				c := mt.Novelty[v]
+				c.Add(min(ex, capAt), ey, min(lx, capAt), ly)
+				mt.Novelty[v] = c
+			}
+		}
+		out.Metrics[m.Key] = mt
+	}
+	return out
+}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
 )
 
@@ -95,4 +96,10 @@ type Comparison struct {
 	// credible intervals (see rules.Posterior), so the rules below read
 	// them as they read confidence intervals.
 	Bayes *stats.Posterior
+	// Series and Novelty are the effect over time and the test of whether
+	// it changes with the time since exposure (nil: not computed). A
+	// primary win whose lift is decaying and no longer better in the late
+	// part of the window is novelty, not a persevere (rule 3).
+	Series  *readout.Series
+	Novelty *readout.Novelty
 }

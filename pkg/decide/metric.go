@@ -32,6 +32,8 @@ type metric struct {
 	cuped    *stats.CUPED
 	lookback time.Duration
 	bayes    *stats.Posterior // the Bayesian engine's relative posterior
+	series   *readout.Series
+	novelty  *readout.Novelty
 
 	better, worse bool // the whole CI on the good / bad side of 0
 
@@ -109,6 +111,14 @@ func hasRole(r readout.Role, want []readout.Role) bool {
 	return false
 }
 
+// onlyNovelty: a better metric whose lift is decaying and is not better
+// over the late part of each unit's window: what it won is novelty that
+// wears off.
+func (m *metric) onlyNovelty() bool {
+	n := m.novelty
+	return m.better && n != nil && n.Status == readout.NoveltyDecaying && (n.Late == nil || !n.Late.Better)
+}
+
 // read applies the definitions of DESIGN.md to one comparison.
 func read(c Comparison, r role) *metric {
 	m := &metric{key: c.Metric.Key, role: r.role, kind: c.Metric.Kind, sign: 1, margin: r.margin, quantile: c.Metric.Quantile, level: c.Metric.Level}
@@ -125,6 +135,7 @@ func read(c Comparison, r role) *metric {
 	}
 	m.ok, m.res = true, c.Result
 	m.cuped, m.lookback, m.bayes = c.CUPED, c.Metric.CUPEDLookback(), c.Bayes
+	m.series, m.novelty = c.Series, c.Novelty
 	ci := c.Result.AbsCI
 	// Significance is read from the interval, as stats does (Excludes):
 	// an interval that touches 0 shows nothing.
@@ -207,6 +218,7 @@ func (m *metric) out() readout.Metric {
 	if b := m.bayes; b != nil {
 		o.ChanceToWin, o.Risk = ptr(b.ChanceToWin), &[2]float64{b.Risk[0], b.Risk[1]}
 	}
+	o.Series, o.Novelty = m.series, m.novelty
 	if m.role == readout.Guardrail {
 		o.Margin, o.AbsMargin = ptr(m.margin), ptr(m.absMargin)
 		o.NonInferior, o.BeyondMargin = ptr(m.nonInferior), ptr(m.beyond)

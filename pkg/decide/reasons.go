@@ -273,6 +273,9 @@ func (x *experiment) explain(a *arm) {
 	case 3:
 		for _, m := range primaries {
 			add("%s.", x.change(m))
+			if s := noveltyLine(m); s != "" {
+				f = append(f, s)
+			}
 		}
 		for _, m := range guardrails {
 			add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
@@ -318,7 +321,12 @@ func (x *experiment) explain(a *arm) {
 				f = append(f, unmeasured(m))
 			}
 		}
-		if won {
+		if novel := a.novelty(); won && len(novel) > 0 {
+			for _, m := range novel {
+				f = append(f, noveltyLine(m))
+			}
+			a.next = fmt.Sprintf("Next: do not ship %s for its lift on %s: it was novelty that wore off. Keep the control experience, or test again for longer if the lasting part matters.", a.variant, join(keys(novel)))
+		} else if won {
 			var keys []string
 			for _, m := range guardrails {
 				switch {
@@ -350,13 +358,16 @@ func (x *experiment) explain(a *arm) {
 			switch {
 			case !m.ok:
 				add("%s cannot be measured yet: %s.", m.key, m.why)
+			case m.onlyNovelty():
+				add("%s, but it looks like novelty.", x.change(m))
+				f = append(f, noveltyLine(m))
 			case m.better:
 				add("%s, but every guardrail must also be shown to hold before acting on it.", x.change(m))
 			default:
 				add("%s: not conclusive yet.", x.so(m))
 			}
 		}
-		if a.primaryWin() {
+		if a.primaryWin() && len(a.novelty()) == 0 {
 			for _, m := range guardrails {
 				switch {
 				case !m.ok:
@@ -457,6 +468,9 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 		if len(best.with(readout.Guardrail)) > 0 {
 			s += ", with every guardrail within its margin"
 		}
+		if n := first.novelty; n != nil && n.Status == readout.NoveltyDecaying && n.Early != nil {
+			s += fmt.Sprintf(", though its lift fades with time since exposure (%s at first, %s later)", readout.Percent(n.Early.RelEffect), late(n))
+		}
 		if len(others) > 0 {
 			s += fmt.Sprintf(" (%s also won, by %s)", join(variants(others)), less(best, others))
 		}
@@ -480,6 +494,10 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 	// Rule 5.
 	if first == nil {
 		return fmt.Sprintf("Pivot: %s did not work.", best.variant)
+	}
+	if novel := best.novelty(); best.primaryWin() && len(novel) > 0 {
+		m := novel[0]
+		return fmt.Sprintf("Pivot: %s's lift on %s was novelty: %s at first, %s once it wore off.", best.variant, m.key, readout.Percent(m.novelty.Early.RelEffect), late(m.novelty))
 	}
 	if best.primaryWin() {
 		var keys []string
@@ -658,4 +676,46 @@ func salvageItems(a *arm) []readout.SalvageItem {
 		out = append(out, it)
 	}
 	return out
+}
+
+// keys lists the metrics' keys.
+func keys(ms []*metric) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.key
+	}
+	return out
+}
+
+// late tells a novelty test's late lift: "+1.2%", or "unknown".
+func late(n *readout.Novelty) string {
+	if n.Late == nil {
+		return "unknown"
+	}
+	return readout.Percent(n.Late.RelEffect)
+}
+
+// noveltyLine tells how m's lift changed with the time since exposure,
+// "" when the test found no change: "The lift on purchase_conversion decays
+// with time since exposure: +31% in the first 3d12h after each unit's
+// exposure, +2.1% after (always-valid interval for late/early lift −31%
+// to −12%); what lasts is the late part."
+func noveltyLine(m *metric) string {
+	n := m.novelty
+	if n == nil || n.Early == nil || n.Change == nil || n.ChangeCI == nil {
+		return ""
+	}
+	var verb, tail string
+	switch {
+	case n.Status == readout.NoveltyDecaying && !m.onlyNovelty():
+		verb, tail = "decays", "it still wins late, but expect less than the overall effect once novelty wears off"
+	case n.Status == readout.NoveltyDecaying:
+		verb, tail = "decays", "it is no longer shown to be better late: the win is novelty, not a lasting effect"
+	case n.Status == readout.NoveltyGrowing:
+		verb, tail = "grows", "expect more than the overall effect as units get used to it"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("The lift on %s %s with time since exposure: %s in the first %s after each unit's exposure, %s after (change of the lift %s, always-valid interval %s to %s); %s.",
+		m.key, verb, readout.Percent(n.Early.RelEffect), n.Split, late(n), readout.Percent(*n.Change), readout.Percent(n.ChangeCI[0]), readout.Percent(n.ChangeCI[1]), tail)
 }

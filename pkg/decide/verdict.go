@@ -166,6 +166,18 @@ func (a *arm) primaryWin() bool {
 	return len(ps) > 0
 }
 
+// novelty lists the arm's primary wins that are only novelty (see
+// metric.onlyNovelty): rule 3 does not persevere on them.
+func (a *arm) novelty() []*metric {
+	var out []*metric
+	for _, m := range a.with(readout.Primary) {
+		if m.onlyNovelty() {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // guardrailsHold: rule 3's second half. An unavailable guardrail does not
 // hold: non-inferiority must be shown.
 func (a *arm) guardrailsHold() bool {
@@ -269,7 +281,7 @@ func (x *experiment) judgeArm(a *arm) {
 		a.rule = 6
 	case len(a.harmed()) > 0:
 		a.label, a.rule = readout.Pivot, 2
-	case a.primaryWin() && a.guardrailsHold():
+	case a.primaryWin() && a.guardrailsHold() && len(a.novelty()) == 0:
 		a.label, a.rule = readout.Persevere, 3
 	case !a.primaryWin() && a.settled() && len(a.segmentWins)+len(a.secondaryWins) > 0:
 		a.label, a.rule = readout.Salvage, 4

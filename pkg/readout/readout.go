@@ -304,6 +304,89 @@ type Metric struct {
 	// p_value twice the smaller posterior tail at 0.
 	ChanceToWin *float64    `json:"chance_to_win,omitempty"`
 	Risk        *[2]float64 `json:"risk,omitempty"`
+
+	// Series is the effect over time (not for quantile metrics), and
+	// Novelty the test of whether it changes with the time since
+	// exposure; both nil when not computed.
+	Series  *Series  `json:"series,omitempty"`
+	Novelty *Novelty `json:"novelty,omitempty"`
+}
+
+// Series is a metric's effect over time, unadjusted by CUPED (so its
+// intervals can be wider than the readout's) and, for a capped metric,
+// capped at today's cap.
+type Series struct {
+	// Cumulative has the comparison as of the end of each day since the
+	// start (day 0 first; the last as of data_through), over the units
+	// exposed by then: a point every few days for a long experiment.
+	Cumulative []Point `json:"cumulative"`
+	// SinceExposure has, per day since exposure (day 0: the first 24
+	// hours after each unit's first exposure), the comparison of that
+	// day's metric alone, over the units for which that day is over.
+	SinceExposure []Point `json:"since_exposure"`
+}
+
+// Point is one comparison of a Series, with the experiment's intervals
+// (its confidence sequence when sequential). Through is the end of a
+// cumulative point; nil for a day since exposure.
+type Point struct {
+	Day       int        `json:"day"`
+	Through   *time.Time `json:"through,omitempty"`
+	Units     int64      `json:"units"` // both arms
+	Control   float64    `json:"control_mean"`
+	Treatment float64    `json:"treatment_mean"`
+	AbsEffect float64    `json:"abs_effect"`
+	CI        Interval   `json:"ci"`
+	RelEffect *float64   `json:"rel_effect"`
+	RelCI     *Interval  `json:"rel_ci"`
+}
+
+// NoveltyStatus is what the test of a changing effect found.
+type NoveltyStatus string
+
+// The outcomes of the novelty test.
+const (
+	// NoveltyNotEnoughData: too few units have their whole attribution
+	// window observed, or a part of it has no events in an arm.
+	NoveltyNotEnoughData NoveltyStatus = "not_enough_data"
+	// NoveltyStable: no change of the lift is shown.
+	NoveltyStable NoveltyStatus = "stable"
+	// NoveltyDecaying: the lift of the late part is shown to be closer to
+	// none (or reversed) than the early part's: novelty wearing off.
+	NoveltyDecaying NoveltyStatus = "decaying"
+	// NoveltyGrowing: the lift of the late part is shown to be further
+	// from none, in the direction of the early part's: a learning effect.
+	NoveltyGrowing NoveltyStatus = "growing"
+)
+
+// Novelty is the test of whether a treatment's effect changes with the
+// time since exposure. Each unit whose attribution window is over is
+// measured in the early part of it (the first half, Split) and in the late
+// part (the rest); the test compares the late lift (treatment over
+// control) with the early lift by the ratio of the two, with an
+// always-valid interval (a confidence sequence at the experiment's alpha),
+// so looking at every readout is safe.
+type Novelty struct {
+	Status NoveltyStatus `json:"status"`
+	Split  string        `json:"split"` // e.g. "3d12h"
+	Units  int64         `json:"units"` // units whose window is over, both arms
+	// Early and Late are the relative effects in each part, with their
+	// intervals; nil while there is not enough data.
+	Early    *Effect   `json:"early"`
+	Late     *Effect   `json:"late"`
+	Change   *float64  `json:"change"`    // late lift / early lift − 1
+	ChangeCI *Interval `json:"change_ci"` // always-valid
+	PValue   *float64  `json:"p_value"`   // always-valid, of change = 0
+	// Why says why there is not enough data.
+	Why string `json:"why,omitempty"`
+}
+
+// Effect is a relative effect with its interval.
+type Effect struct {
+	RelEffect float64  `json:"rel_effect"`
+	RelCI     Interval `json:"rel_ci"`
+	// Better: the interval lies wholly on the metric's good side of 0.
+	Better bool `json:"better"`
 }
 
 // CUPED is what variance reduction did to one comparison.

@@ -81,6 +81,30 @@ func (r Readout) Validate() error {
 			v.number(q+".p_value", m.PValue)
 			v.optional(q+".margin", m.Margin)
 			v.optional(q+".abs_margin", m.AbsMargin)
+			if m.Series != nil {
+				for name, points := range map[string][]Point{"cumulative": m.Series.Cumulative, "since_exposure": m.Series.SinceExposure} {
+					for k, pt := range points {
+						r := fmt.Sprintf("%s.series.%s[%d]", q, name, k)
+						v.number(r+".control_mean", pt.Control)
+						v.number(r+".treatment_mean", pt.Treatment)
+						v.number(r+".abs_effect", pt.AbsEffect)
+						v.interval(r+".ci", &pt.CI)
+						v.optional(r+".rel_effect", pt.RelEffect)
+						v.interval(r+".rel_ci", pt.RelCI)
+					}
+				}
+			}
+			if n := m.Novelty; n != nil {
+				for name, e := range map[string]*Effect{"early": n.Early, "late": n.Late} {
+					if e != nil {
+						v.number(q+".novelty."+name+".rel_effect", e.RelEffect)
+						v.interval(q+".novelty."+name+".rel_ci", &e.RelCI)
+					}
+				}
+				v.optional(q+".novelty.change", n.Change)
+				v.interval(q+".novelty.change_ci", n.ChangeCI)
+				v.optional(q+".novelty.p_value", n.PValue)
+			}
 		}
 	}
 	for i, s := range r.Salvage {

@@ -162,6 +162,7 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		arm := decide.Arm{Variant: v.Key}
 		for _, m := range all {
 			if c, ok := compare(m, v.Key, "", ""); ok {
+				c.Series, c.Novelty = overTime(exp, m, v.Key, st.Time)
 				arm.Metrics = append(arm.Metrics, c)
 			}
 		}

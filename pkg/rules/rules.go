@@ -141,6 +141,7 @@ func Run(ctx context.Context, cfg Config) error {
 	e, err := NewEngine(ctx, EngineOptions{
 		Warehouse: wh,
 		Stats:     book.ExperimentStats,
+		TimeStats: wh.TimeStats,
 		Retain:    book.Retain,
 		Publish: func(ctx context.Context, msg *nats.Msg) error {
 			_, err := js.PublishMsg(ctx, msg)
@@ -265,6 +266,12 @@ type EngineOptions struct {
 	// A look it answers tally.ErrBuilding is skipped: the last readout
 	// stands.
 	Stats StatsFunc
+	// TimeStats, when set, computes an experiment's statistics over time
+	// (the readout's series and novelty test): a full read of its events,
+	// so it runs again only when the units changed by more than 1%, the
+	// definition changed, or TimeStatsEvery has passed; meanwhile looks
+	// reuse the last. nil: readouts carry none.
+	TimeStats func(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (warehouse.TimeStats, error)
 	// Retain, when set, is told after each round's leases which
 	// experiments this engine holds, so that what it keeps of the others
 	// can go.
@@ -311,6 +318,48 @@ type Engine struct {
 	// published is the version of each experiment this engine has
 	// published, or seen published, since it started.
 	published map[string]uint64
+	// times are each experiment's last statistics over time.
+	times map[string]timeStats
+}
+
+// TimeStatsEvery is how often an experiment's statistics over time are
+// computed again when its units hardly changed: late events for units
+// already counted show within it.
+const TimeStatsEvery = time.Hour
+
+// timeStats are statistics over time and what they were computed for.
+type timeStats struct {
+	definition string
+	units      uint64
+	at         time.Time
+	ts         *warehouse.TimeStats
+}
+
+// timeStatsOf returns exp's statistics over time, computed again when the
+// last are stale (EngineOptions.TimeStats); a failure is logged and the
+// last stand, so that it never holds a readout back.
+func (e *Engine) timeStatsOf(ctx context.Context, exp config.Experiment, used []config.Metric, now time.Time, st warehouse.ExperimentStats) *warehouse.TimeStats {
+	var units uint64
+	for _, n := range st.Units {
+		units += n
+	}
+	def := definitionDigest(exp, used)
+	e.mu.Lock()
+	last, ok := e.times[exp.Key]
+	e.mu.Unlock()
+	moved := float64(max(units, last.units)-min(units, last.units)) > 0.01*float64(last.units)
+	if ok && last.definition == def && !moved && now.Sub(last.at) < TimeStatsEvery {
+		return last.ts
+	}
+	ts, err := e.opt.TimeStats(ctx, exp, used, now)
+	if err != nil {
+		e.opt.Logger.Warn("statistics over time failed: the last stand", "experiment", exp.Key, "err", err)
+		return last.ts
+	}
+	e.mu.Lock()
+	e.times[exp.Key] = timeStats{definition: def, units: units, at: now, ts: &ts}
+	e.mu.Unlock()
+	return &ts
 }
 
 // digestOf hashes a readout's content, leaving out what changes at every
@@ -332,7 +381,7 @@ func NewEngine(ctx context.Context, opt EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read readout versions: %w", err)
 	}
-	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}, digests: map[string][32]byte{}, published: map[string]uint64{}}, nil
+	return &Engine{opt: opt, metrics: newMetrics(opt.Registerer), versions: versions, last: map[string]readout.Status{}, digests: map[string][32]byte{}, published: map[string]uint64{}, times: map[string]timeStats{}}, nil
 }
 
 // storeAndPublish stores readout version of experiment in ClickHouse and
@@ -554,6 +603,9 @@ func (e *Engine) evaluate(ctx context.Context, exp config.Experiment, metrics ma
 	}
 	if err != nil {
 		return last, err
+	}
+	if e.opt.TimeStats != nil {
+		st.Time = e.timeStatsOf(ctx, exp, used, now, st)
 	}
 	state, rev, err := e.opt.States.Get(ctx, exp.Key)
 	if err != nil {

@@ -1,0 +1,124 @@
+package rules
+
+import (
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/warehouse"
+)
+
+// MinNoveltyUnits is the fewest units per arm whose attribution window is
+// over before the novelty test is run: below it the early and late parts'
+// variances are too rough to trust.
+const MinNoveltyUnits = 100
+
+// overTime is variant's series and novelty test on m (nil, nil when ts
+// has none for it). The series use the experiment's test (its confidence
+// sequence when sequential); the novelty test always uses the confidence
+// sequence, at the experiment's alpha and tuning, so that it stays valid
+// however often readouts are looked at.
+func overTime(exp config.Experiment, m config.Metric, variant string, ts *warehouse.TimeStats) (*readout.Series, *readout.Novelty) {
+	if ts == nil {
+		return nil, nil
+	}
+	mt := ts.Metrics[m.Key]
+	if mt == nil {
+		return nil, nil
+	}
+	opt := stats.Options{Alpha: exp.Alpha, Sequential: exp.Sequential, Tuning: exp.Tuning}
+	if !(opt.Alpha > 0 && opt.Alpha < 1) {
+		opt.Alpha = stats.DefaultAlpha
+	}
+	if !(opt.Tuning > 0) {
+		opt.Tuning = stats.DefaultTuning
+	}
+	point := func(day int, through *time.Time, c, t stats.Arm) (readout.Point, bool) {
+		r, err := stats.Compare(m.Kind, c, t, opt)
+		if err != nil {
+			return readout.Point{}, false
+		}
+		p := readout.Point{Day: day, Through: through, Units: int64(c.N + t.N), Control: r.Control.Mean, Treatment: r.Treatment.Mean,
+			AbsEffect: r.AbsEffect, CI: readout.Interval{r.AbsCI.Lo, r.AbsCI.Hi}}
+		if r.RelDefined {
+			p.RelEffect, p.RelCI = &r.RelEffect, &readout.Interval{r.RelCI.Lo, r.RelCI.Hi}
+		}
+		return p, true
+	}
+	s := &readout.Series{Cumulative: []readout.Point{}, SinceExposure: []readout.Point{}}
+	ctl, trt := mt.Cumulative[exp.Control], mt.Cumulative[variant]
+	for i := range min(len(ctl), len(trt), len(ts.Days)) {
+		through := ts.Through[i].UTC()
+		if p, ok := point(ts.Days[i], &through, ctl[i], trt[i]); ok {
+			s.Cumulative = append(s.Cumulative, p)
+		}
+	}
+	ctl, trt = mt.SinceExposure[exp.Control], mt.SinceExposure[variant]
+	for k := range min(len(ctl), len(trt)) {
+		if p, ok := point(k, nil, ctl[k], trt[k]); ok {
+			s.SinceExposure = append(s.SinceExposure, p)
+		}
+	}
+
+	sign := 1.0
+	if m.Direction == config.Decrease {
+		sign = -1
+	}
+	c, t := mt.Novelty[exp.Control], mt.Novelty[variant]
+	n := &readout.Novelty{Status: readout.NoveltyNotEnoughData, Split: short(ts.Split), Units: int64(c.N + t.N)}
+	if min(c.N, t.N) < MinNoveltyUnits {
+		n.Why = "fewer than 100 units per arm have their whole attribution window observed"
+		return s, n
+	}
+	seq := opt
+	seq.Sequential = true
+	ch, err := stats.CompareChange(m.Kind, c, t, seq)
+	if err != nil {
+		n.Why = err.Error()
+		return s, n
+	}
+	effect := func(r stats.Result) *readout.Effect {
+		ci := readout.Interval{r.RelCI.Lo, r.RelCI.Hi}
+		return &readout.Effect{RelEffect: r.RelEffect, RelCI: ci, Better: sign*ci[0] > 0 && sign*ci[1] > 0}
+	}
+	if !ch.Early.RelDefined || !ch.Late.RelDefined {
+		n.Why = "the control's mean is 0 in a part of the window"
+		return s, n
+	}
+	n.Early, n.Late = effect(ch.Early), effect(ch.Late)
+	n.Change, n.ChangeCI, n.PValue = &ch.Ratio, &readout.Interval{ch.CI.Lo, ch.CI.Hi}, &ch.PValue
+	n.Status = readout.NoveltyStable
+	if ch.Significant {
+		// The lift moved towards none (or past it) from where it began:
+		// decaying; away from none in its first direction: growing.
+		if math.Log1p(ch.Ratio)*ch.LogEarly < 0 {
+			n.Status = readout.NoveltyDecaying
+		} else {
+			n.Status = readout.NoveltyGrowing
+		}
+	}
+	return s, n
+}
+
+// short writes a duration the way definitions do, days first: "7d",
+// "3d12h", "12h", "90m".
+func short(d time.Duration) string {
+	var b strings.Builder
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			b.WriteString(strconv.FormatInt(int64(n), 10) + u.name)
+			d -= n * u.unit
+		}
+	}
+	if b.Len() == 0 {
+		return d.String()
+	}
+	return b.String()
+}

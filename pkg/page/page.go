@@ -174,6 +174,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		head
 		View            report.View
 		Chart           template.HTML
+		TimeChart       template.HTML
 		History         []historyRow
 		ProgressPercent int
 		JSONURL         string
@@ -181,6 +182,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		head:            head{Title: v.Name + ": " + v.Verdict, Refresh: v.Refresh, RefreshSeconds: h.opts.RefreshSeconds},
 		View:            v,
 		Chart:           report.ChartSVG(latest),
+		TimeChart:       report.TimeChartSVG(latest),
 		ProgressPercent: int(v.Progress.Fraction*100 + 0.5),
 		JSONURL:         h.opts.APIPrefix + "/" + url.PathEscape(key) + "/readout",
 	}

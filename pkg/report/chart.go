@@ -66,7 +66,9 @@ const (
 	circleShape
 	diamondShape
 	textShape
-	arrowShape // a small triangle at (x, y) pointing left (w < 0) or right
+	arrowShape    // a small triangle at (x, y) pointing left (w < 0) or right
+	polygonShape  // filled, through pts
+	polylineShape // a line of width through pts
 )
 
 type anchor int
@@ -89,6 +91,7 @@ type shape struct {
 	bold       bool
 	anchor     anchor
 	title      string // SVG tooltip, for the row's mark
+	pts        [][2]float64
 }
 
 // scene is a laid-out chart.

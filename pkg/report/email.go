@@ -95,15 +95,25 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	overTime, err := TimeChartPNG(r)
+	if err != nil {
+		return nil, err
+	}
 	cid := "chart." + strings.Trim(msgID, "<>")
-	var html bytes.Buffer
-	if err := htmlTmpl.Execute(&html, emailHTML{
+	timeCID := "over-time." + strings.Trim(msgID, "<>")
+	data := emailHTML{
 		View:            v,
 		Subject:         subject,
 		ChartSrc:        htmltemplate.URL("cid:" + cid),
 		ChartAlt:        "Chart: " + layoutChart(r).title,
 		ProgressPercent: int(v.Progress.Fraction*100 + 0.5),
-	}); err != nil {
+	}
+	if overTime != nil {
+		sc, _ := layoutTimeChart(r)
+		data.TimeSrc, data.TimeAlt, data.TimeHeight = htmltemplate.URL("cid:"+timeCID), "Chart: "+sc.title, int(sc.h)
+	}
+	var html bytes.Buffer
+	if err := htmlTmpl.Execute(&html, data); err != nil {
 		return nil, fmt.Errorf("render html part: %w", err)
 	}
 
@@ -112,6 +122,7 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 	sum.Write(text.Bytes())
 	sum.Write(html.Bytes())
 	sum.Write(chart)
+	sum.Write(overTime)
 	h := hex.EncodeToString(sum.Sum(nil))
 	relB, altB := "verdict-related-"+h[:24], "verdict-alternative-"+h[24:48]
 
@@ -156,17 +167,26 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 	if err := writeAlternative(alt, text.Bytes(), html.Bytes()); err != nil {
 		return nil, err
 	}
-	img, err := related.CreatePart(textproto.MIMEHeader{
-		"Content-Type":              {`image/png; name="chart.png"`},
-		"Content-Transfer-Encoding": {"base64"},
-		"Content-Id":                {"<" + cid + ">"},
-		"Content-Disposition":       {`inline; filename="chart.png"`},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := img.Write(base64Lines(chart)); err != nil {
-		return nil, err
+	images := []struct {
+		name, cid string
+		png       []byte
+	}{{"chart.png", cid, chart}, {"over-time.png", timeCID, overTime}}
+	for _, im := range images {
+		if im.png == nil {
+			continue
+		}
+		img, err := related.CreatePart(textproto.MIMEHeader{
+			"Content-Type":              {`image/png; name="` + im.name + `"`},
+			"Content-Transfer-Encoding": {"base64"},
+			"Content-Id":                {"<" + im.cid + ">"},
+			"Content-Disposition":       {`inline; filename="` + im.name + `"`},
+		})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := img.Write(base64Lines(im.png)); err != nil {
+			return nil, err
+		}
 	}
 	if err := related.Close(); err != nil {
 		return nil, err
@@ -214,9 +234,13 @@ func base64Lines(b []byte) []byte {
 
 type emailHTML struct {
 	View
-	Subject         string
-	ChartSrc        htmltemplate.URL
-	ChartAlt        string
+	Subject  string
+	ChartSrc htmltemplate.URL
+	ChartAlt string
+	// The effects over time, when any metric has a series.
+	TimeSrc         htmltemplate.URL
+	TimeAlt         string
+	TimeHeight      int
 	ProgressPercent int
 }
 

@@ -103,6 +103,25 @@ func paintPNG(sc scene, scale float64) ([]byte, error) {
 		case arrowShape:
 			d := s.w * s.r
 			poly(s.color, [2]float64{s.x + d, s.y}, [2]float64{s.x, s.y - s.r}, [2]float64{s.x, s.y + s.r})
+		case polygonShape:
+			if len(s.pts) >= 3 {
+				poly(s.color, s.pts...)
+			}
+		case polylineShape:
+			// Each segment a quad of the line's width, each joint a
+			// square: no gaps where the line bends.
+			h := s.width / 2
+			for i := 1; i < len(s.pts); i++ {
+				a, b := s.pts[i-1], s.pts[i]
+				dx, dy := b[0]-a[0], b[1]-a[1]
+				l := math.Hypot(dx, dy)
+				if l == 0 {
+					continue
+				}
+				nx, ny := -dy/l*h, dx/l*h
+				poly(s.color, [2]float64{a[0] + nx, a[1] + ny}, [2]float64{b[0] + nx, b[1] + ny}, [2]float64{b[0] - nx, b[1] - ny}, [2]float64{a[0] - nx, a[1] - ny})
+				rect(s.color, b[0]-h, b[1]-h, s.width, s.width)
+			}
 		case textShape:
 			key := [2]float64{s.size * scale, 0}
 			if s.bold {

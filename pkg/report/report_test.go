@@ -143,7 +143,15 @@ func TestRenderEmailGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := parse(t, msg)
-			if diff := cmp.Diff([]string{"multipart/related", "multipart/alternative", "text/plain", "text/html", "image/png"}, p.types); diff != "" {
+			types := []string{"multipart/related", "multipart/alternative", "text/plain", "text/html", "image/png"}
+			if TimeChartSVG(r) != "" {
+				// The effects over time, a second image.
+				types = append(types, "image/png")
+				if !strings.Contains(p.html, `src="cid:over-time.`) {
+					t.Errorf("html does not show the effects over time")
+				}
+			}
+			if diff := cmp.Diff(types, p.types); diff != "" {
 				t.Errorf("MIME tree (-want +got):\n%s", diff)
 			}
 			if !strings.Contains(p.html, `src="cid:`+p.cid+`"`) {

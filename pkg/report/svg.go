@@ -53,6 +53,16 @@ func paintSVG(sc scene) string {
 		case arrowShape:
 			d := s.w * s.r
 			fmt.Fprintf(&b, `<polygon points="%s,%s %s,%s %s,%s" fill="%s"/>`, f(s.x+d), f(s.y), f(s.x), f(s.y-s.r), f(s.x), f(s.y+s.r), s.color)
+		case polygonShape, polylineShape:
+			pts := make([]string, len(s.pts))
+			for i, pt := range s.pts {
+				pts[i] = f(pt[0]) + "," + f(pt[1])
+			}
+			if s.kind == polygonShape {
+				fmt.Fprintf(&b, `<polygon points="%s" fill="%s"/>`, strings.Join(pts, " "), s.color)
+			} else {
+				fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="%s" stroke-linejoin="round"/>`, strings.Join(pts, " "), s.color, f(s.width))
+			}
 		case textShape:
 			a := ""
 			switch s.anchor {

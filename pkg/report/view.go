@@ -66,6 +66,7 @@ type MetricRow struct {
 	Interval          string // the 95% interval of Effect
 	PValue            string
 	CUPED             string // "CUPED: 33% less variance (14d before exposure)", or ""
+	Novelty           string // what the novelty test found, or "" without one
 	Outcome           readout.Outcome
 	Verdict           string // "better", "worse", "no clear change", with the guardrail's margin
 	Color             string
@@ -178,6 +179,9 @@ func NewView(r readout.Readout, o ViewOptions) View {
 				// The Bayesian engine: no p-value, the posterior's chance
 				// to win and the risk of shipping the treatment.
 				row.PValue = fmt.Sprintf("chance to win %s, risk %s", readout.Share(*m.ChanceToWin), readout.Share(m.Risk[1]))
+			}
+			if m.Novelty != nil {
+				row.Novelty = noveltyText(m.Novelty)
 			}
 			if c := m.CUPED; c != nil && c.Applied {
 				row.CUPED = fmt.Sprintf("CUPED: %.0f%% less variance (%s before exposure)", 100*c.VarianceReduction, c.Lookback)
@@ -414,6 +418,11 @@ func Why(r readout.Readout) string {
 		for _, m := range arm.Metrics {
 			if m.Role == readout.Primary && m.Outcome == readout.Worse {
 				return m.Metric + " " + effect(m.RelEffect, m.AbsEffect)
+			}
+		}
+		for _, m := range arm.Metrics {
+			if n := m.Novelty; m.Role == readout.Primary && m.Outcome == readout.Better && n != nil && n.Status == readout.NoveltyDecaying && n.Early != nil {
+				return "the lift on " + m.Metric + " was novelty: " + readout.Percent(n.Early.RelEffect) + " at first, " + late(n) + " later"
 			}
 		}
 		for _, m := range arm.Metrics {

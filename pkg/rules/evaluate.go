@@ -155,6 +155,8 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 	for v, n := range st.Units {
 		in.Units[v] = int64(n)
 	}
+	// Each series' share of the points a readout carries.
+	points := max(MinSeriesPoints, SeriesPoints/max(1, (len(exp.Variants)-1)*len(all)*2))
 	for _, v := range exp.Variants {
 		if v.Key == exp.Control {
 			continue
@@ -162,7 +164,7 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		arm := decide.Arm{Variant: v.Key}
 		for _, m := range all {
 			if c, ok := compare(m, v.Key, "", ""); ok {
-				c.Series, c.Novelty = overTime(exp, m, v.Key, st.Time)
+				c.Series, c.Novelty = overTime(exp, m, v.Key, st.Time, points)
 				arm.Metrics = append(arm.Metrics, c)
 			}
 		}

@@ -118,7 +118,7 @@ func testNoveltyTruths(t *testing.T, e warehouse.Engine) {
 			if len(s.Cumulative) != 31 || len(s.SinceExposure) != 14 {
 				t.Fatalf("%d cumulative points and %d since exposure, want 31 and 14", len(s.Cumulative), len(s.SinceExposure))
 			}
-			if last := s.Cumulative[30]; math.Abs(last.AbsEffect-m.AbsEffect) > 1e-9*math.Abs(m.AbsEffect) || last.Units != 10000 {
+			if last := s.Cumulative[30]; math.Abs(last.AbsEffect-m.AbsEffect) > 1e-5*math.Abs(m.AbsEffect) || last.Units != 10000 {
 				t.Errorf("the last cumulative point %+v is not the readout's effect %v", last, m.AbsEffect)
 			}
 			day0, day13 := *s.SinceExposure[0].RelEffect, *s.SinceExposure[13].RelEffect

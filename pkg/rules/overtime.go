@@ -22,7 +22,18 @@ const MinNoveltyUnits = 100
 // sequence when sequential); the novelty test always uses the confidence
 // sequence, at the experiment's alpha and tuning, so that it stays valid
 // however often readouts are looked at.
-func overTime(exp config.Experiment, m config.Metric, variant string, ts *warehouse.TimeStats) (*readout.Series, *readout.Novelty) {
+// SeriesPoints bounds the points of a readout's series, all metrics and
+// arms together, so that a readout stays well inside a NATS message: each
+// series keeps at most its share of them (never fewer than
+// MinSeriesPoints), evenly spread, with its first and last.
+const (
+	SeriesPoints    = 2400
+	MinSeriesPoints = 8
+)
+
+// overTime is variant's series (at most points per series) and novelty
+// test on m (nil, nil when ts has none for it).
+func overTime(exp config.Experiment, m config.Metric, variant string, ts *warehouse.TimeStats, points int) (*readout.Series, *readout.Novelty) {
 	if ts == nil {
 		return nil, nil
 	}
@@ -42,10 +53,12 @@ func overTime(exp config.Experiment, m config.Metric, variant string, ts *wareho
 		if err != nil {
 			return readout.Point{}, false
 		}
-		p := readout.Point{Day: day, Through: through, Units: int64(c.N + t.N), Control: r.Control.Mean, Treatment: r.Treatment.Mean,
-			AbsEffect: r.AbsEffect, CI: readout.Interval{r.AbsCI.Lo, r.AbsCI.Hi}}
+		// Six significant digits: the points are drawn, not decided on,
+		// and a readout carries many.
+		p := readout.Point{Day: day, Through: through, Units: int64(c.N + t.N), Control: sig(r.Control.Mean), Treatment: sig(r.Treatment.Mean),
+			AbsEffect: sig(r.AbsEffect), CI: readout.Interval{sig(r.AbsCI.Lo), sig(r.AbsCI.Hi)}}
 		if r.RelDefined {
-			p.RelEffect, p.RelCI = &r.RelEffect, &readout.Interval{r.RelCI.Lo, r.RelCI.Hi}
+			p.RelEffect, p.RelCI = ptr(sig(r.RelEffect)), &readout.Interval{sig(r.RelCI.Lo), sig(r.RelCI.Hi)}
 		}
 		return p, true
 	}
@@ -63,6 +76,7 @@ func overTime(exp config.Experiment, m config.Metric, variant string, ts *wareho
 			s.SinceExposure = append(s.SinceExposure, p)
 		}
 	}
+	s.Cumulative, s.SinceExposure = thin(s.Cumulative, points), thin(s.SinceExposure, points)
 
 	sign := 1.0
 	if m.Direction == config.Decrease {
@@ -122,3 +136,27 @@ func short(d time.Duration) string {
 	}
 	return b.String()
 }
+
+// thin keeps at most n of points, evenly spread, the first and the last
+// among them.
+func thin(points []readout.Point, n int) []readout.Point {
+	if len(points) <= n || n < 2 {
+		return points
+	}
+	out := make([]readout.Point, 0, n)
+	for i := range n {
+		out = append(out, points[i*(len(points)-1)/(n-1)])
+	}
+	return out
+}
+
+// sig rounds x to 6 significant digits.
+func sig(x float64) float64 {
+	if x == 0 || math.IsNaN(x) || math.IsInf(x, 0) {
+		return x
+	}
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(x, 'g', 6, 64), 64)
+	return v
+}
+
+func ptr[T any](v T) *T { return &v }

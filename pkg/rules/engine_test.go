@@ -228,3 +228,61 @@ func TestEngineLifecycle(t *testing.T) {
 		t.Errorf("after a definition change: label %q, ci %v; want persevere kept, and this look's own interval, below %v", r.Label, ci, decidedCI)
 	}
 }
+
+// TestTimeStatsRefresh: the statistics over time, a full read, are
+// computed at the first look, again when a metric's sums move by more than
+// 1% (events arriving for units already counted move no unit count) or
+// TimeStatsEvery has passed, and not otherwise; each readout carries the
+// last.
+func TestTimeStatsRefresh(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	defs := config.Definitions{
+		Metrics: []config.Metric{{Key: "conversion", Kind: stats.Proportion, Event: "purchase", Direction: config.Increase}},
+		Experiments: []config.Experiment{{
+			Key: "x", Variants: []config.Variant{{Key: "control", Weight: 0.5}, {Key: "treatment", Weight: 0.5}},
+			Control: "control", Primary: []string{"conversion"}, MDE: 0.1, Alpha: 0.05, Power: 0.8, Sequential: true,
+			AttributionWindow: config.Duration(24 * time.Hour), Start: now.Add(-30 * 24 * time.Hour),
+		}},
+	}
+	wh := &fakeWarehouse{stats: armStats(1000)}
+	var calls []time.Time
+	e, err := NewEngine(context.Background(), EngineOptions{
+		Warehouse: wh,
+		TimeStats: func(_ context.Context, exp config.Experiment, _ []config.Metric, asOf time.Time) (warehouse.TimeStats, error) {
+			calls = append(calls, asOf)
+			return warehouse.TimeStats{AsOf: asOf, Split: 12 * time.Hour}, nil
+		},
+		Publish:    func(context.Context, *nats.Msg) error { return nil },
+		Load:       func(context.Context) (config.Definitions, error) { return defs, nil },
+		States:     newMemStates(),
+		Backlog:    noBacklog,
+		Logger:     slog.New(slog.DiscardHandler),
+		Registerer: prometheus.NewRegistry(),
+		Now:        func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	look := func(want int) {
+		t.Helper()
+		if err := e.EvaluateAll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if len(calls) != want {
+			t.Fatalf("computed %d times by %v, want %d", len(calls), now, want)
+		}
+	}
+	look(1)
+	now = now.Add(time.Minute)
+	look(1) // nothing moved
+	more := armStats(1000)
+	more.Cells[1].Arm.Sum *= 1.005
+	wh.stats = more
+	now = now.Add(time.Minute)
+	look(1) // half a percent
+	more.Cells[1].Arm.Sum *= 1.02
+	now = now.Add(time.Minute)
+	look(2) // events for units already counted
+	now = now.Add(TimeStatsEvery)
+	look(3) // an hour on
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"slices"
@@ -268,9 +269,9 @@ type EngineOptions struct {
 	Stats StatsFunc
 	// TimeStats, when set, computes an experiment's statistics over time
 	// (the readout's series and novelty test): a full read of its events,
-	// so it runs again only when the units changed by more than 1%, the
-	// definition changed, or TimeStatsEvery has passed; meanwhile looks
-	// reuse the last. nil: readouts carry none.
+	// so it runs again only when the units or a metric's sums changed by
+	// more than 1%, the definition changed, or TimeStatsEvery has passed;
+	// meanwhile looks reuse the last. nil: readouts carry none.
 	TimeStats func(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (warehouse.TimeStats, error)
 	// Retain, when set, is told after each round's leases which
 	// experiments this engine holds, so that what it keeps of the others
@@ -330,25 +331,50 @@ const TimeStatsEvery = time.Hour
 // timeStats are statistics over time and what they were computed for.
 type timeStats struct {
 	definition string
-	units      uint64
+	sums       map[string][3]float64 // per overall cell: units, Σx, Σy (see moved)
 	at         time.Time
 	ts         *warehouse.TimeStats
+}
+
+// overallSums are the units and sums of st's overall cells, by variant
+// and metric: what moves when units or their events arrive.
+func overallSums(st warehouse.ExperimentStats) map[string][3]float64 {
+	out := map[string][3]float64{}
+	for _, c := range st.Cells {
+		if c.Dimension == "" {
+			out[c.Variant+"\x00"+c.Metric] = [3]float64{c.Arm.N, c.Arm.Sum, c.Arm.DenSum}
+		}
+	}
+	return out
+}
+
+// moved reports whether any of now's sums differs from was's by more
+// than 1%, or is new.
+func moved(was, now map[string][3]float64) bool {
+	for k, n := range now {
+		w, ok := was[k]
+		if !ok {
+			return true
+		}
+		for i := range n {
+			if math.Abs(n[i]-w[i]) > 0.01*math.Max(math.Abs(n[i]), math.Abs(w[i])) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // timeStatsOf returns exp's statistics over time, computed again when the
 // last are stale (EngineOptions.TimeStats); a failure is logged and the
 // last stand, so that it never holds a readout back.
 func (e *Engine) timeStatsOf(ctx context.Context, exp config.Experiment, used []config.Metric, now time.Time, st warehouse.ExperimentStats) *warehouse.TimeStats {
-	var units uint64
-	for _, n := range st.Units {
-		units += n
-	}
+	sums := overallSums(st)
 	def := definitionDigest(exp, used)
 	e.mu.Lock()
 	last, ok := e.times[exp.Key]
 	e.mu.Unlock()
-	moved := float64(max(units, last.units)-min(units, last.units)) > 0.01*float64(last.units)
-	if ok && last.definition == def && !moved && now.Sub(last.at) < TimeStatsEvery {
+	if ok && last.definition == def && !moved(last.sums, sums) && now.Sub(last.at) < TimeStatsEvery {
 		return last.ts
 	}
 	ts, err := e.opt.TimeStats(ctx, exp, used, now)
@@ -357,7 +383,7 @@ func (e *Engine) timeStatsOf(ctx context.Context, exp config.Experiment, used []
 		return last.ts
 	}
 	e.mu.Lock()
-	e.times[exp.Key] = timeStats{definition: def, units: units, at: now, ts: &ts}
+	e.times[exp.Key] = timeStats{definition: def, sums: sums, at: now, ts: &ts}
 	e.mu.Unlock()
 	return &ts
 }

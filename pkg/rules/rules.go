@@ -270,7 +270,7 @@ type EngineOptions struct {
 	// TimeStats, when set, computes an experiment's statistics over time
 	// (the readout's series and novelty test): a full read of its events,
 	// so it runs again only when the units or a metric's sums changed by
-	// more than 1%, the definition changed, or TimeStatsEvery has passed;
+	// more than TimeStatsMove, the definition changed, or TimeStatsEvery has passed;
 	// meanwhile looks reuse the last. nil: readouts carry none.
 	TimeStats func(ctx context.Context, exp config.Experiment, metrics []config.Metric, asOf time.Time) (warehouse.TimeStats, error)
 	// Retain, when set, is told after each round's leases which
@@ -328,6 +328,14 @@ type Engine struct {
 // already counted show within it.
 const TimeStatsEvery = time.Hour
 
+// TimeStatsMove is how far (a share) a metric's units or sums must move
+// for the statistics over time to be computed again before
+// TimeStatsEvery: a full read each time they grow by 5% costs, spread
+// over the looks, about 20 reads of what is new, while data landing in
+// bulk (a backfill, its tracks after its exposures) is seen at the next
+// look.
+const TimeStatsMove = 0.05
+
 // timeStats are statistics over time and what they were computed for.
 type timeStats struct {
 	definition string
@@ -349,7 +357,7 @@ func overallSums(st warehouse.ExperimentStats) map[string][3]float64 {
 }
 
 // moved reports whether any of now's sums differs from was's by more
-// than 1%, or is new.
+// than TimeStatsMove, or is new.
 func moved(was, now map[string][3]float64) bool {
 	for k, n := range now {
 		w, ok := was[k]
@@ -357,7 +365,7 @@ func moved(was, now map[string][3]float64) bool {
 			return true
 		}
 		for i := range n {
-			if math.Abs(n[i]-w[i]) > 0.01*math.Max(math.Abs(n[i]), math.Abs(w[i])) {
+			if math.Abs(n[i]-w[i]) > TimeStatsMove*math.Max(math.Abs(n[i]), math.Abs(w[i])) {
 				return true
 			}
 		}

@@ -228,3 +228,13 @@ func (d Definitions) Experiment(key string) (Experiment, bool) {
 	}
 	return Experiment{}, false
 }
+
+// Where definitions are stored (pkg/configstore): the NATS KV bucket
+// Bucket, whose key metric.<key> holds a Metric's JSON and
+// experiment.<key> an Experiment's. Problems with a stored definition
+// name it by its bucket and key.
+const (
+	Bucket           = "verdict_config"
+	MetricPrefix     = "metric."
+	ExperimentPrefix = "experiment."
+)

@@ -52,14 +52,14 @@ const emailPattern = `^[^@\s<>,;"]+@[^@\s<>,;"]+\.[^@\s<>,;".]+$`
 // Defaults are not filled in here: a Go caller sets every field, or builds
 // its Definitions with Parse.
 func Validate(d Definitions) error {
-	return check(nil, &File{Definitions: d})
+	return Check(nil, &File{Definitions: d})
 }
 
 // ValidateFiles is Validate over the definitions of several files taken
 // together (an experiment in one may use a metric of another), reporting as
 // well the problems ParseFile found, each at its file, line and column.
 func ValidateFiles(files ...*File) error {
-	return check(nil, files...)
+	return Check(nil, files...)
 }
 
 // origin says where a definition came from, to place its problems.
@@ -103,10 +103,12 @@ type experimentDef struct {
 	at origin
 }
 
-// check validates the definitions of files merged over stored (upsert by
+// Check validates the definitions of files merged over stored (upsert by
 // key), and returns the problems of the files (parse and validation) and
-// of the stored definitions the merge keeps, sorted by file and position.
-func check(stored *Definitions, files ...*File) error {
+// of the stored definitions the merge keeps, sorted by file and position:
+// what applying the files over stored definitions (pkg/configstore) must
+// pass. A nil stored is nothing stored.
+func Check(stored *Definitions, files ...*File) error {
 	var (
 		ms     []metricDef
 		es     []experimentDef

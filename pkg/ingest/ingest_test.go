@@ -19,6 +19,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/stream/embedded"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv("VERDICT_NATS_CHILD_STORE"); dir != "" {
 		// BenchmarkIngest's nats-server, in a process of its own so that the
 		// benchmark's heap is ingest's alone.
-		s, err := stream.RunServer(stream.ServerConfig{URL: os.Getenv("VERDICT_NATS_URL"), StoreDir: dir})
+		s, err := embedded.Run(embedded.Config{URL: os.Getenv("VERDICT_NATS_URL"), StoreDir: dir})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -62,7 +63,7 @@ func TestMain(m *testing.M) {
 
 // env is one test's private NATS and ClickHouse.
 type env struct {
-	ns  *stream.Server
+	ns  *embedded.Server
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	ch  *warehousetest.Server

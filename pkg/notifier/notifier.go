@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
 	"github.com/verdictlabs/verdict/pkg/retry"
@@ -201,7 +202,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// Recipients come from the stored definitions, never from the readout
 	// message: anyone who can publish on verdict.readouts.* must not be
 	// able to send mail through the relay.
-	defs, err := config.EnsureBucket(ctx, js, cfg.NATSReplicas)
+	defs, err := configstore.EnsureBucket(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
@@ -248,7 +249,7 @@ func Run(ctx context.Context, cfg Config) error {
 		webhooks:    cfg.Webhooks,
 		secret:      []byte(cfg.WebhookSecret),
 		http:        hookClient(cfg.AllowedHosts),
-		definitions: func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, defs) },
+		definitions: func(ctx context.Context) (config.Definitions, error) { return configstore.Load(ctx, defs) },
 	}
 	n.decisions = func(ctx context.Context) (jetstream.KeyValue, error) { return js.KeyValue(ctx, stream.DecisionsBucket) }
 	n.definition = func(ctx context.Context, experiment string) (config.Experiment, bool, error) {

@@ -29,9 +29,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
 	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/stream/embedded"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 	"github.com/verdictlabs/verdict/pkg/tlstest"
 )
@@ -163,7 +165,7 @@ func freeAddr(t *testing.T) string {
 
 type harness struct {
 	t   *testing.T
-	srv *stream.Server
+	srv *embedded.Server
 	js  jetstream.JetStream
 	reg *prometheus.Registry
 }
@@ -190,11 +192,11 @@ func (h *harness) define(experiment string, owners ...string) {
 func (h *harness) defineNotify(experiment string, notify *config.Notify, owners ...string) {
 	h.t.Helper()
 	ctx := context.Background()
-	kv, err := config.EnsureBucket(ctx, h.js, 0)
+	kv, err := configstore.EnsureBucket(ctx, h.js, 0)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	defs, err := config.Load(ctx, kv)
+	defs, err := configstore.Load(ctx, kv)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func (h *harness) defineNotify(experiment string, notify *config.Notify, owners 
 		Control: "control", Primary: []string{"conversion"}, MDE: 0.1, Alpha: 0.05, Power: 0.8, Sequential: true, Tuning: 5000,
 		AttributionWindow: config.Duration(24 * time.Hour), Start: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC),
 	})
-	if err := config.Apply(ctx, kv, defs); err != nil {
+	if err := configstore.Apply(ctx, kv, defs); err != nil {
 		h.t.Fatal(err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/decide"
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/ingest"
@@ -725,11 +726,11 @@ func testEndToEnd(t *testing.T, eng warehouse.Engine) {
 	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := config.EnsureBucket(ctx, js, 0)
+	kv, err := configstore.EnsureBucket(ctx, js, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.ApplyFiles(ctx, kv, w.file); err != nil {
+	if _, err := configstore.ApplyFiles(ctx, kv, w.file); err != nil {
 		t.Fatal(err)
 	}
 

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/decide"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/readout"
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer nc.Close()
-	kv, err := config.EnsureBucket(ctx, js, cfg.NATSReplicas)
+	kv, err := configstore.EnsureBucket(ctx, js, cfg.NATSReplicas)
 	if err != nil {
 		return err
 	}
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	defer book.Close()
 	if cfg.Mux != nil {
-		HandleRecompute(cfg.Mux, book, func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) }, log)
+		HandleRecompute(cfg.Mux, book, func(ctx context.Context) (config.Definitions, error) { return configstore.Load(ctx, kv) }, log)
 	}
 
 	e, err := NewEngine(ctx, EngineOptions{
@@ -148,7 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 			_, err := js.PublishMsg(ctx, msg)
 			return err
 		},
-		Load:   func(ctx context.Context) (config.Definitions, error) { return config.Load(ctx, kv) },
+		Load:   func(ctx context.Context) (config.Definitions, error) { return configstore.Load(ctx, kv) },
 		States: states,
 		Leases: leases,
 		LastPublished: func(ctx context.Context, experiment string) (uint64, error) {

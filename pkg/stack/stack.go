@@ -23,6 +23,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/notifier"
 	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/stream/embedded"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
@@ -88,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 	case natsListening:
 		log.Info("using the nats-server that already answers (no credentials to send it)", "url", stream.Redact(cfg.NATSURL))
 	default:
-		ns, err := stream.RunServer(stream.ServerConfig{
+		ns, err := embedded.Run(embedded.Config{
 			URL:        cfg.NATSURL,
 			StoreDir:   filepath.Join(cfg.DataDir, "nats"),
 			ConfigFile: cfg.NATSServerConfig,

@@ -154,11 +154,31 @@ func BenchmarkReadout(b *testing.B) {
 		noCUPED[i].CUPED = &config.CUPED{Enabled: &off}
 	}
 	b.Run("nocuped", readout(noCUPED))
+	// The statistics over time of the same experiment (TimeStats: every
+	// unit's events per day, summed in Go), which the rules engine runs
+	// apart from the looks (rules.TimeStatsMove).
+	b.Run("timestats", func(b *testing.B) {
+		var ts warehouse.TimeStats
+		for b.Loop() {
+			var err error
+			if ts, err = w.TimeStats(ctx, exp, benchMetrics, asOf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perOp[b.Name()] = b.Elapsed() / time.Duration(b.N)
+		c := ts.Metrics["conversion"].Cumulative["control"]
+		if len(c) != 31 || c[30].N == 0 {
+			b.Errorf("%d cumulative points, the last over %v units", len(c), c[len(c)-1].N)
+		}
+	})
+	if d, base := perOp[b.Name()+"/timestats"], perOp[b.Name()+"/readout"]; d > 0 && base > 0 {
+		b.Logf("timestats: %.2f× the readout", float64(d)/float64(base))
+	}
 	scan := perOp[b.Name()+"/scan"]
 	if d, base := perOp[b.Name()+"/readout"], perOp[b.Name()+"/nocuped"]; d > 0 && base > 0 {
 		b.Logf("CUPED costs %.2f× the readout without it", float64(d)/float64(base))
 	}
-	for _, name := range []string{"baseline", "readout", "baseline-nocap", "nocap", "nocuped"} {
+	for _, name := range []string{"baseline", "readout", "baseline-nocap", "nocap", "nocuped", "timestats"} {
 		if d := perOp[b.Name()+"/"+name]; scan > 0 && d > 0 {
 			b.Logf("%s: %v per readout, %.0f× the bare scan (%v)", name, d, float64(d)/float64(scan), scan)
 		}

@@ -228,7 +228,50 @@ func eventsOf(m config.Metric) []string {
 	return []string{m.Event}
 }
 
+// parts says how a metric's x and y are made of the events' counts and
+// sums: the index of each one's event (−1: none) and whether it counts.
+type parts struct {
+	kind           stats.Kind
+	xe, ye         int
+	xCount, yCount bool
+}
+
+func partsOf(m config.Metric, events []string) parts {
+	p := parts{kind: m.Kind, xe: -1, ye: -1}
+	switch m.Kind {
+	case stats.Ratio:
+		p.xe, p.xCount = slices.Index(events, m.Numerator.Event), m.Numerator.Aggregate == config.Count
+		p.ye, p.yCount = slices.Index(events, m.Denominator.Event), m.Denominator.Aggregate == config.Count
+	case stats.Proportion, stats.Count:
+		p.xe, p.xCount = slices.Index(events, m.Event), true
+	default:
+		p.xe, p.xCount = slices.Index(events, m.Event), m.Aggregate == config.Count
+	}
+	return p
+}
+
+// value is the metric's x and y from the counts and sums of each event.
+func (p parts) value(counts, sums []float64) (x, y float64) {
+	get := func(e int, count bool) float64 {
+		switch {
+		case e < 0:
+			return 0
+		case count:
+			return counts[e]
+		}
+		return sums[e]
+	}
+	x = get(p.xe, p.xCount)
+	if p.kind == stats.Proportion && x > 0 {
+		x = 1
+	}
+	return x, get(p.ye, p.yCount)
+}
+
 // sumTimeline turns units' buckets into TimeStats (TimeStats' contract).
+// Per unit it sorts the buckets by day since the start, then by day since
+// exposure, and walks each once per metric: a unit costs its buckets plus
+// the days, not their product.
 func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string, units []*timelineUnit, asOf time.Time) TimeStats {
 	window := time.Duration(exp.AttributionWindow)
 	out := TimeStats{AsOf: asOf, Split: window / 2, Metrics: map[string]*MetricTime{}}
@@ -251,36 +294,6 @@ func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string
 	// The days since exposure of a window: the last may be short.
 	sinceDays := int((windowMS + dayMS - 1) / dayMS)
 
-	// x and y of a metric from a unit's buckets that keep picks.
-	value := func(m config.Metric, bs []bucket, keep func(bucket) bool) (x, y float64) {
-		part := func(event string, aggregate config.Aggregate) float64 {
-			e := slices.Index(events, event)
-			var v float64
-			for _, b := range bs {
-				if b.event == e && keep(b) {
-					if aggregate == config.Count {
-						v += b.count
-					} else {
-						v += b.sum
-					}
-				}
-			}
-			return v
-		}
-		switch m.Kind {
-		case stats.Proportion:
-			if part(m.Event, config.Count) > 0 {
-				x = 1
-			}
-		case stats.Count:
-			x = part(m.Event, config.Count)
-		case stats.Mean:
-			x = part(m.Event, m.Aggregate)
-		case stats.Ratio:
-			x, y = part(m.Numerator.Event, m.Numerator.Aggregate), part(m.Denominator.Event, m.Denominator.Aggregate)
-		}
-		return x, y
-	}
 	add := func(a *stats.Arm, x, y float64) {
 		a.N++
 		a.Sum += x
@@ -289,67 +302,115 @@ func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string
 		a.DenSumSquares += y * y
 		a.SumProducts += x * y
 	}
-	all := func(bucket) bool { return true }
+	counts, sums := make([]float64, len(events)), make([]float64, len(events))
+	reset := func() { clear(counts); clear(sums) }
+	put := func(b bucket) { counts[b.event] += b.count; sums[b.event] += b.sum }
+	var byDay, bySince []bucket
+	type metric struct {
+		key   string
+		parts parts
+		cap   float64
+		mt    *MetricTime
+	}
+	var ms []metric
 	for _, m := range metrics {
 		if len(eventsOf(m)) == 0 {
 			continue
-		}
-		// A cap is quantileExact of the included units' non-zero values,
-		// as the readout takes it.
-		capAt := math.Inf(1)
-		if m.Cap != nil && m.Kind != stats.Proportion {
-			var nonZero []float64
-			for _, u := range units {
-				if u.variant >= 0 {
-					if x, _ := value(m, u.buckets, all); x != 0 {
-						nonZero = append(nonZero, x)
-					}
-				}
-			}
-			if len(nonZero) > 0 {
-				slices.Sort(nonZero)
-				capAt = nonZero[stats.QuantileIndex(m.Cap.Percentile, len(nonZero))]
-			}
 		}
 		mt := &MetricTime{Cumulative: map[string][]stats.Arm{}, SinceExposure: map[string][]stats.Arm{}, Novelty: map[string]stats.ChangeArm{}}
 		for _, v := range exp.Variants {
 			mt.Cumulative[v.Key] = make([]stats.Arm, len(out.Days))
 			mt.SinceExposure[v.Key] = make([]stats.Arm, sinceDays)
 		}
+		ms = append(ms, metric{key: m.Key, parts: partsOf(m, events), cap: math.Inf(1), mt: mt})
+		out.Metrics[m.Key] = mt
+		// A cap is quantileExact of the included units' non-zero values,
+		// as the readout takes it.
+		if m.Cap == nil || m.Kind == stats.Proportion {
+			continue
+		}
+		var nonZero []float64
 		for _, u := range units {
 			if u.variant < 0 {
 				continue
 			}
-			v := exp.Variants[u.variant].Key
-			firstDay := int((u.firstMS - startMS) / dayMS)
-			cum := mt.Cumulative[v]
-			for i, d := range out.Days {
-				if firstDay > d {
-					continue
-				}
-				x, y := value(m, u.buckets, func(b bucket) bool { return b.day <= d })
-				add(&cum[i], min(x, capAt), y)
+			reset()
+			for _, b := range u.buckets {
+				put(b)
 			}
-			since := mt.SinceExposure[v]
-			for k := range since {
-				if u.firstMS+min(int64(k+1)*dayMS, windowMS) > asOfMS {
-					break
-				}
-				x, y := value(m, u.buckets, func(b bucket) bool { return b.since == k })
-				add(&since[k], min(x, capAt), y)
-			}
-			if u.firstMS+windowMS <= asOfMS {
-				ex, ey := value(m, u.buckets, func(b bucket) bool { return !b.late })
-				lx, ly := value(m, u.buckets, func(b bucket) bool { return b.late })
-				if m.Kind != stats.Ratio {
-					ey, ly = 1, 1
-				}
-				c := mt.Novelty[v]
-				c.Add(min(ex, capAt), ey, min(lx, capAt), ly)
-				mt.Novelty[v] = c
+			if x, _ := ms[len(ms)-1].parts.value(counts, sums); x != 0 {
+				nonZero = append(nonZero, x)
 			}
 		}
-		out.Metrics[m.Key] = mt
+		if len(nonZero) > 0 {
+			slices.Sort(nonZero)
+			ms[len(ms)-1].cap = nonZero[stats.QuantileIndex(m.Cap.Percentile, len(nonZero))]
+		}
+	}
+	for _, u := range units {
+		if u.variant < 0 {
+			continue
+		}
+		v := exp.Variants[u.variant].Key
+		firstDay := int((u.firstMS - startMS) / dayMS)
+		byDay = append(byDay[:0], u.buckets...)
+		slices.SortFunc(byDay, func(a, b bucket) int { return a.day - b.day })
+		bySince = append(bySince[:0], u.buckets...)
+		slices.SortFunc(bySince, func(a, b bucket) int { return a.since - b.since })
+		// The days since exposure that are over for this unit.
+		over := 0
+		for over < sinceDays && u.firstMS+min(int64(over+1)*dayMS, windowMS) <= asOfMS {
+			over++
+		}
+		whole := u.firstMS+windowMS <= asOfMS
+		for _, m := range ms {
+			capped := func(x, y float64) (float64, float64) { return min(x, m.cap), y }
+			reset()
+			cum, j := m.mt.Cumulative[v], 0
+			for i, d := range out.Days {
+				for ; j < len(byDay) && byDay[j].day <= d; j++ {
+					put(byDay[j])
+				}
+				if firstDay <= d {
+					x, y := capped(m.parts.value(counts, sums))
+					add(&cum[i], x, y)
+				}
+			}
+			since, j := m.mt.SinceExposure[v], 0
+			for k := range over {
+				reset()
+				for ; j < len(bySince) && bySince[j].since <= k; j++ {
+					if bySince[j].since == k {
+						put(bySince[j])
+					}
+				}
+				x, y := capped(m.parts.value(counts, sums))
+				add(&since[k], x, y)
+			}
+			if whole {
+				var ex, ey, lx, ly float64
+				for _, late := range []bool{false, true} {
+					reset()
+					for _, b := range u.buckets {
+						if b.late == late {
+							put(b)
+						}
+					}
+					x, y := capped(m.parts.value(counts, sums))
+					if late {
+						lx, ly = x, y
+					} else {
+						ex, ey = x, y
+					}
+				}
+				if m.parts.kind != stats.Ratio {
+					ey, ly = 1, 1
+				}
+				c := m.mt.Novelty[v]
+				c.Add(ex, ey, lx, ly)
+				m.mt.Novelty[v] = c
+			}
+		}
 	}
 	return out
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stream"
@@ -64,11 +64,11 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := config.EnsureBucket(context.Background(), js, 0)
+	kv, err := configstore.EnsureBucket(context.Background(), js, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := config.Apply(context.Background(), kv, defs); err != nil {
+	if err := configstore.Apply(context.Background(), kv, defs); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile("../../pkg/report/testdata/readouts/salvage_dark_mode_android.json")

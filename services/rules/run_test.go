@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/simulate"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
@@ -50,11 +50,11 @@ func testRun(t *testing.T, eng warehouse.Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := config.EnsureBucket(context.Background(), js, 0)
+	kv, err := configstore.EnsureBucket(context.Background(), js, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := config.Apply(context.Background(), kv, defs); err != nil {
+	if err := configstore.Apply(context.Background(), kv, defs); err != nil {
 		t.Fatal(err)
 	}
 

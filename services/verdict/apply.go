@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -89,23 +90,23 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	kv, err := config.EnsureBucket(ctx, js, replicas)
+	kv, err := configstore.EnsureBucket(ctx, js, replicas)
 	if err != nil {
 		return err
 	}
-	changes, err := config.ApplyFiles(ctx, kv, files...)
+	changes, err := configstore.ApplyFiles(ctx, kv, files...)
 	for _, c := range changes {
 		fmt.Fprintf(stdout, "%-9s %s\n", c.Op, c.Key)
 	}
 	if err != nil {
 		return refused(stderr, err)
 	}
-	n := map[config.Op]int{}
+	n := map[configstore.Op]int{}
 	for _, c := range changes {
 		n[c.Op]++
 	}
 	fmt.Fprintf(stdout, "applied to %s: %d created, %d updated, %d unchanged\n",
-		config.Bucket, n[config.Created], n[config.Updated], n[config.Unchanged])
+		config.Bucket, n[configstore.Created], n[configstore.Updated], n[configstore.Unchanged])
 	return nil
 }
 
@@ -135,7 +136,7 @@ func dryRunApply(ctx context.Context, natsURL string, opts []nats.Option, files 
 	if err != nil {
 		return err
 	}
-	if err := config.CheckFiles(ctx, kv, files...); err != nil {
+	if err := configstore.CheckFiles(ctx, kv, files...); err != nil {
 		return refused(stderr, err)
 	}
 	fmt.Fprintf(stdout, "valid: %d metrics, %d experiments, with the definitions stored in %s (dry run: nothing stored)\n", metrics, exps, config.Bucket)

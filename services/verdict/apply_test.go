@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 )
 
@@ -93,7 +94,7 @@ func TestRunApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defs, err := config.Load(ctx, kv)
+	defs, err := configstore.Load(ctx, kv)
 	if err != nil {
 		t.Fatal(err)
 	}

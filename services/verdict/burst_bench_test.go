@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/simulate"
@@ -109,7 +109,7 @@ func BenchmarkUpBurst(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kv, err := config.EnsureBucket(ctx, js, 0)
+	kv, err := configstore.EnsureBucket(ctx, js, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func BenchmarkUpBurst(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := config.Apply(ctx, kv, defs); err != nil {
+	if err := configstore.Apply(ctx, kv, defs); err != nil {
 		b.Fatal(err)
 	}
 

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/config"
+	"github.com/verdictlabs/verdict/pkg/configstore"
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/rules"
@@ -99,18 +100,18 @@ func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, replicas i
 	if err != nil {
 		return err
 	}
-	kv, err := config.EnsureBucket(ctx, js, replicas)
+	kv, err := configstore.EnsureBucket(ctx, js, replicas)
 	if err != nil {
 		return err
 	}
-	stored, err := config.Load(ctx, kv)
+	stored, err := configstore.Load(ctx, kv)
 	if err != nil {
 		// Definitions of another kind in the bucket: the demo's replace
 		// them, as before.
 		fmt.Fprintf(stdout, "stored definitions unreadable (%v): applying the demo's afresh\n", err)
 	}
 	kept := keepStarts(&defs, stored)
-	if err := config.Apply(ctx, kv, defs); err != nil {
+	if err := configstore.Apply(ctx, kv, defs); err != nil {
 		return fmt.Errorf("apply demo definitions: %w", err)
 	}
 	for _, e := range defs.Experiments {

@@ -17,14 +17,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/verdictlabs/verdict/pkg/stream"
+	"github.com/verdictlabs/verdict/pkg/stream/embedded"
 	"github.com/verdictlabs/verdict/pkg/tlstest"
 )
 
 // Run starts an embedded server and returns it.
-func Run(t testing.TB) *stream.Server {
+func Run(t testing.TB) *embedded.Server {
 	t.Helper()
-	s, err := stream.RunServer(stream.ServerConfig{URL: "nats://127.0.0.1:0", StoreDir: t.TempDir()})
+	s, err := embedded.Run(embedded.Config{URL: "nats://127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("run nats-server: %v", err)
 	}
@@ -33,7 +33,7 @@ func Run(t testing.TB) *stream.Server {
 }
 
 // Connect connects a client to s and returns it with its JetStream context.
-func Connect(t testing.TB, s *stream.Server) (*nats.Conn, jetstream.JetStream) {
+func Connect(t testing.TB, s *embedded.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(s.URL())
 	if err != nil {

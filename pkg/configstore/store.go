@@ -1,4 +1,4 @@
-package config
+package configstore
 
 import (
 	"bytes"
@@ -12,19 +12,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
-// The KV layout: bucket verdict_config holds one key per definition, its
-// value the definition's JSON (every default filled in).
-const (
-	Bucket           = "verdict_config"
-	MetricPrefix     = "metric."     // metric.<key>: a Metric
-	ExperimentPrefix = "experiment." // experiment.<key>: an Experiment
+// The KV layout: bucket config.Bucket holds one key per definition
+// (config.MetricPrefix, config.ExperimentPrefix), its value the
+// definition's JSON (every default filled in).
 
-	// bucketHistory is how many past values of a definition the bucket keeps.
-	bucketHistory = 10
-)
+// bucketHistory is how many past values of a definition the bucket keeps.
+const bucketHistory = 10
 
 // EnsureBucket returns the bucket verdict_config, creating it (file
 // storage, 10 values of history per key) when it does not exist. An
@@ -32,7 +29,7 @@ const (
 // (VERDICT_NATS_REPLICAS).
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	return stream.EnsureKeyValue(ctx, js, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
+		Bucket:      config.Bucket,
 		Description: "verdict experiment and metric definitions (verdict apply)",
 		History:     bucketHistory,
 		Storage:     jetstream.FileStorage,
@@ -50,7 +47,7 @@ type entry struct {
 func snapshot(ctx context.Context, kv jetstream.KeyValue) (map[string]entry, error) {
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("read KV bucket %s: %w", Bucket, err)
+		return nil, fmt.Errorf("read KV bucket %s: %w", config.Bucket, err)
 	}
 	defer w.Stop()
 	entries := map[string]entry{}
@@ -58,14 +55,14 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue) (map[string]entry, err
 		select {
 		case e, ok := <-w.Updates():
 			if !ok {
-				return nil, fmt.Errorf("read KV bucket %s: watcher stopped", Bucket)
+				return nil, fmt.Errorf("read KV bucket %s: watcher stopped", config.Bucket)
 			}
 			if e == nil { // every current value has been delivered
 				return entries, nil
 			}
 			entries[e.Key()] = entry{e.Value(), e.Revision()}
 		case <-ctx.Done():
-			return nil, fmt.Errorf("read KV bucket %s: %w", Bucket, ctx.Err())
+			return nil, fmt.Errorf("read KV bucket %s: %w", config.Bucket, ctx.Err())
 		}
 	}
 }
@@ -73,7 +70,7 @@ func snapshot(ctx context.Context, kv jetstream.KeyValue) (map[string]entry, err
 // decodeEntries turns stored values into definitions, sorted by key. Keys
 // without the metric. or experiment. prefix are left alone; a value that
 // does not decode is returned in bad.
-func decodeEntries(entries map[string]entry) (d Definitions, bad map[string]error) {
+func decodeEntries(entries map[string]entry) (d config.Definitions, bad map[string]error) {
 	keys := make([]string, 0, len(entries))
 	for k := range entries {
 		keys = append(keys, k)
@@ -82,15 +79,15 @@ func decodeEntries(entries map[string]entry) (d Definitions, bad map[string]erro
 	bad = map[string]error{}
 	for _, k := range keys {
 		switch {
-		case strings.HasPrefix(k, MetricPrefix):
-			var m Metric
+		case strings.HasPrefix(k, config.MetricPrefix):
+			var m config.Metric
 			if err := json.Unmarshal(entries[k].value, &m); err != nil {
 				bad[k] = err
 				continue
 			}
 			d.Metrics = append(d.Metrics, m)
-		case strings.HasPrefix(k, ExperimentPrefix):
-			var e Experiment
+		case strings.HasPrefix(k, config.ExperimentPrefix):
+			var e config.Experiment
 			if err := json.Unmarshal(entries[k].value, &e); err != nil {
 				bad[k] = err
 				continue
@@ -105,25 +102,25 @@ func decodeEntries(entries map[string]entry) (d Definitions, bad map[string]erro
 // sorted by key, validated again: Apply stores only valid ones, but anyone
 // who may write the bucket can put anything there. An experiment that fails
 // is left out and named in Refused; stored metrics that fail are an error.
-func Load(ctx context.Context, kv jetstream.KeyValue) (Definitions, error) {
+func Load(ctx context.Context, kv jetstream.KeyValue) (config.Definitions, error) {
 	entries, err := snapshot(ctx, kv)
 	if err != nil {
-		return Definitions{}, err
+		return config.Definitions{}, err
 	}
 	d, bad := decodeEntries(entries)
 	if len(bad) > 0 {
 		k := slices.Sorted(maps.Keys(bad))[0]
-		return Definitions{}, fmt.Errorf("decode %s/%s: %w", Bucket, k, bad[k])
+		return config.Definitions{}, fmt.Errorf("decode %s/%s: %w", config.Bucket, k, bad[k])
 	}
-	if Validate(d) == nil {
+	if config.Validate(d) == nil {
 		return d, nil
 	}
-	if err := Validate(Definitions{Metrics: d.Metrics}); err != nil {
-		return Definitions{}, fmt.Errorf("the metrics stored in %s fail validation: %w", Bucket, err)
+	if err := config.Validate(config.Definitions{Metrics: d.Metrics}); err != nil {
+		return config.Definitions{}, fmt.Errorf("the metrics stored in %s fail validation: %w", config.Bucket, err)
 	}
 	valid := d.Experiments[:0:0]
 	for _, e := range d.Experiments {
-		if err := Validate(Definitions{Metrics: d.Metrics, Experiments: []Experiment{e}}); err != nil {
+		if err := config.Validate(config.Definitions{Metrics: d.Metrics, Experiments: []config.Experiment{e}}); err != nil {
 			if d.Refused == nil {
 				d.Refused = map[string]error{}
 			}
@@ -156,9 +153,9 @@ type Change struct {
 // one of the same key, or is added; stored definitions that defs does not
 // mention stay. The merged whole is validated first, so an experiment may
 // use a metric applied earlier; on any problem nothing is stored and the
-// error is Problems.
-func Apply(ctx context.Context, kv jetstream.KeyValue, defs Definitions) error {
-	_, err := ApplyFiles(ctx, kv, &File{Definitions: defs})
+// error is config.Problems.
+func Apply(ctx context.Context, kv jetstream.KeyValue, defs config.Definitions) error {
+	_, err := ApplyFiles(ctx, kv, &config.File{Definitions: defs})
 	return err
 }
 
@@ -166,16 +163,16 @@ func Apply(ctx context.Context, kv jetstream.KeyValue, defs Definitions) error {
 // files' definitions together with those stored in kv (an experiment may
 // use a metric applied before). A nil kv is a bucket not created yet:
 // nothing stored.
-func CheckFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) error {
+func CheckFiles(ctx context.Context, kv jetstream.KeyValue, files ...*config.File) error {
 	if kv == nil {
-		return check(&Definitions{}, files...)
+		return config.Check(&config.Definitions{}, files...)
 	}
 	entries, err := snapshot(ctx, kv)
 	if err != nil {
 		return err
 	}
 	stored, _ := decodeEntries(entries)
-	return check(&stored, files...)
+	return config.Check(&stored, files...)
 }
 
 // ApplyFiles is Apply for parsed files, reporting their problems (parse
@@ -187,20 +184,20 @@ func CheckFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) erro
 // and the apply can be run again. Metrics are written before experiments,
 // so the bucket never holds an experiment whose metrics are missing, even
 // if the connection fails midway.
-func ApplyFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) ([]Change, error) {
+func ApplyFiles(ctx context.Context, kv jetstream.KeyValue, files ...*config.File) ([]Change, error) {
 	entries, err := snapshot(ctx, kv)
 	if err != nil {
 		return nil, err
 	}
 	stored, bad := decodeEntries(entries)
-	if err := check(&stored, files...); err != nil {
+	if err := config.Check(&stored, files...); err != nil {
 		return nil, err
 	}
 	// A stored value that cannot be read is fixed by applying that key again.
-	var probs Problems
+	var probs config.Problems
 	for _, k := range slices.Sorted(maps.Keys(bad)) {
 		if !defines(files, k) {
-			probs = append(probs, Problem{Pos: Pos{File: Bucket + "/" + k}, Msg: fmt.Sprintf("stored value cannot be read (%v): apply a corrected definition of it", bad[k])})
+			probs = append(probs, config.Problem{Pos: config.Pos{File: config.Bucket + "/" + k}, Msg: fmt.Sprintf("stored value cannot be read (%v): apply a corrected definition of it", bad[k])})
 		}
 	}
 	if len(probs) > 0 {
@@ -214,12 +211,12 @@ func ApplyFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) ([]C
 	var puts []put
 	for _, f := range files {
 		for _, m := range f.Metrics {
-			puts = append(puts, put{MetricPrefix + m.Key, m})
+			puts = append(puts, put{config.MetricPrefix + m.Key, m})
 		}
 	}
 	for _, f := range files {
 		for _, e := range f.Experiments {
-			puts = append(puts, put{ExperimentPrefix + e.Key, e})
+			puts = append(puts, put{config.ExperimentPrefix + e.Key, e})
 		}
 	}
 	var changes []Change
@@ -232,14 +229,14 @@ func ApplyFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) ([]C
 		switch {
 		case !exists:
 			if _, err := kv.Create(ctx, p.key, value); err != nil {
-				return changes, fmt.Errorf("create %s/%s: %w", Bucket, p.key, conflict(err))
+				return changes, fmt.Errorf("create %s/%s: %w", config.Bucket, p.key, conflict(err))
 			}
 			changes = append(changes, Change{p.key, Created})
 		case sameJSON(old.value, p.value):
 			changes = append(changes, Change{p.key, Unchanged})
 		default:
 			if _, err := kv.Update(ctx, p.key, value, old.revision); err != nil {
-				return changes, fmt.Errorf("update %s/%s: %w", Bucket, p.key, conflict(err))
+				return changes, fmt.Errorf("update %s/%s: %w", config.Bucket, p.key, conflict(err))
 			}
 			changes = append(changes, Change{p.key, Updated})
 		}
@@ -247,15 +244,15 @@ func ApplyFiles(ctx context.Context, kv jetstream.KeyValue, files ...*File) ([]C
 	return changes, nil
 }
 
-func defines(files []*File, key string) bool {
+func defines(files []*config.File, key string) bool {
 	for _, f := range files {
 		for _, m := range f.Metrics {
-			if MetricPrefix+m.Key == key {
+			if config.MetricPrefix+m.Key == key {
 				return true
 			}
 		}
 		for _, e := range f.Experiments {
-			if ExperimentPrefix+e.Key == key {
+			if config.ExperimentPrefix+e.Key == key {
 				return true
 			}
 		}
@@ -282,14 +279,14 @@ func sameJSON(stored []byte, v any) bool {
 	}
 	var got []byte
 	switch v.(type) {
-	case Metric:
-		var m Metric
+	case config.Metric:
+		var m config.Metric
 		if json.Unmarshal(stored, &m) != nil {
 			return false
 		}
 		got, err = json.Marshal(m)
-	case Experiment:
-		var e Experiment
+	case config.Experiment:
+		var e config.Experiment
 		if json.Unmarshal(stored, &e) != nil {
 			return false
 		}

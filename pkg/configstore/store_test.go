@@ -1,4 +1,4 @@
-package config
+package configstore
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 )
 
@@ -28,9 +29,9 @@ func newBucket(t *testing.T) (context.Context, jetstream.JetStream, jetstream.Ke
 	return ctx, js, kv
 }
 
-func parseFile(t *testing.T, name, data string) *File {
+func parseFile(t *testing.T, name, data string) *config.File {
 	t.Helper()
-	f, err := ParseFile(name, []byte(data))
+	f, err := config.ParseFile(name, []byte(data))
 	if err != nil {
 		t.Fatalf("ParseFile(%s): %v", name, err)
 	}
@@ -49,7 +50,7 @@ func require_keys(t *testing.T, ctx context.Context, kv jetstream.KeyValue, want
 	slices.Sort(got)
 	slices.Sort(want)
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("keys in %s (-want +got):\n%s", Bucket, diff)
+		t.Errorf("keys in %s (-want +got):\n%s", config.Bucket, diff)
 	}
 }
 
@@ -59,8 +60,8 @@ func TestEnsureBucket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Bucket() != Bucket || st.History() != bucketHistory {
-		t.Errorf("bucket %s history %d, want %s history %d", st.Bucket(), st.History(), Bucket, bucketHistory)
+	if st.Bucket() != config.Bucket || st.History() != bucketHistory {
+		t.Errorf("bucket %s history %d, want %s history %d", st.Bucket(), st.History(), config.Bucket, bucketHistory)
 	}
 	if s := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; s != jetstream.FileStorage {
 		t.Errorf("storage = %v, want file", s)
@@ -82,7 +83,7 @@ func TestApplyLoad(t *testing.T) {
 	}
 	want := minimalDefs()
 	// Load sorts by key.
-	want.Metrics = []Metric{want.Metrics[0], want.Metrics[3], want.Metrics[1], want.Metrics[2]}
+	want.Metrics = []config.Metric{want.Metrics[0], want.Metrics[3], want.Metrics[1], want.Metrics[2]}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
 	}
@@ -150,7 +151,7 @@ experiments:
 
 func TestApplyRefusedStoresNothing(t *testing.T) {
 	ctx, _, kv := newBucket(t)
-	if err := Apply(ctx, kv, Definitions{Metrics: minimalDefs().Metrics[:1]}); err != nil {
+	if err := Apply(ctx, kv, config.Definitions{Metrics: minimalDefs().Metrics[:1]}); err != nil {
 		t.Fatal(err)
 	}
 	// A valid new metric, a valid change of a stored one, and a bad
@@ -168,9 +169,9 @@ experiments:
     start: 2026-11-01T00:00:00Z
 `)
 	changes, err := ApplyFiles(ctx, kv, bad)
-	var ps Problems
+	var ps config.Problems
 	if !errors.As(err, &ps) || len(changes) != 0 {
-		t.Fatalf("ApplyFiles = %v, %v; want Problems and no change", changes, err)
+		t.Fatalf("ApplyFiles = %v, %v; want config.Problems and no change", changes, err)
 	}
 	want := []string{
 		"bad.yaml:7:15: experiments[0].variants: weights add up to 0.9, not 1: make the shares of units sum to 1 (e.g. 0.5 and 0.5)",
@@ -203,15 +204,15 @@ func TestApplyStoredProblems(t *testing.T) {
 	if _, err := Load(ctx, kv); err == nil || !strings.Contains(err.Error(), "metric.junk") {
 		t.Errorf("Load = %v, want an error naming metric.junk", err)
 	}
-	err := Apply(ctx, kv, Definitions{Metrics: minimalDefs().Metrics[:1]})
+	err := Apply(ctx, kv, config.Definitions{Metrics: minimalDefs().Metrics[:1]})
 	want := `verdict_config/experiment.old: primary[0]: unknown metric "gone": define it under metrics (in these files or one applied before)`
 	if err == nil || err.Error() != want {
 		t.Errorf("Apply = %v, want %s", err, want)
 	}
 	// Defining the missing metric and the junk one repairs the bucket.
-	err = Apply(ctx, kv, Definitions{Metrics: []Metric{
-		{Key: "gone", Kind: "count", Event: "e", Aggregate: Count, Direction: Increase},
-		{Key: "junk", Kind: "count", Event: "e", Aggregate: Count, Direction: Increase},
+	err = Apply(ctx, kv, config.Definitions{Metrics: []config.Metric{
+		{Key: "gone", Kind: "count", Event: "e", Aggregate: config.Count, Direction: config.Increase},
+		{Key: "junk", Kind: "count", Event: "e", Aggregate: config.Count, Direction: config.Increase},
 	}})
 	if err != nil {
 		t.Errorf("Apply of the missing metrics: %v", err)
@@ -251,7 +252,7 @@ func TestLoadValidatesAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e Experiment
+	var e config.Experiment
 	if err := json.Unmarshal(stored.Value(), &e); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestLoadValidatesAgain(t *testing.T) {
 	for i := range 1000 {
 		e.Owners = append(e.Owners, fmt.Sprintf("o%d@example.com", i))
 	}
-	e.Notify = &Notify{Webhooks: slices.Repeat([]string{"https://hooks.example.com/x"}, MaxNotifyTargets+1)}
+	e.Notify = &config.Notify{Webhooks: slices.Repeat([]string{"https://hooks.example.com/x"}, config.MaxNotifyTargets+1)}
 	b, _ := json.Marshal(e)
 	if _, err := kv.Put(ctx, "experiment.forged", b); err != nil {
 		t.Fatal(err)
@@ -275,4 +276,32 @@ func TestLoadValidatesAgain(t *testing.T) {
 	if !strings.Contains(why, "1000 owners") || !strings.Contains(why, "Slack and webhook URLs") {
 		t.Errorf("Refused[forged] = %q: want the owners and notify caps named", why)
 	}
+}
+
+// minimalYAML has only what a file must say; the rest are defaults.
+const minimalYAML = `
+metrics:
+  - {key: conversion, kind: proportion, event: purchase}
+  - {key: revenue, kind: mean, event: purchase}
+  - {key: visits, kind: count, event: visit}
+  - key: load
+    kind: ratio
+    numerator: {event: page_load}
+    denominator: {event: page_load, aggregate: count}
+experiments:
+  - key: exp-1
+    variants: [{key: control}, {key: treatment}]
+    control: control
+    primary: [conversion]
+    mde: 0.03
+    start: 2026-11-01T02:00:00+02:00
+`
+
+// minimalDefs are minimalYAML's definitions, every default filled in.
+func minimalDefs() config.Definitions {
+	f, err := config.ParseFile("minimal.yaml", []byte(minimalYAML))
+	if err != nil {
+		panic(err)
+	}
+	return f.Definitions
 }

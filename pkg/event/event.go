@@ -86,6 +86,14 @@ const (
 	ReasonTypeMismatch   Reason = "type_mismatch"    // "type" disagrees with the subject
 )
 
+// Reasons lists every Reason, in the order above.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonTooLarge, ReasonMalformedJSON, ReasonMissingField, ReasonSchema, ReasonBadKey,
+		ReasonBadTimestamp, ReasonOutOfWindow, ReasonNonFinite, ReasonUnknownSubject, ReasonTypeMismatch,
+	}
+}
+
 // Error is a rejected event: why, and what exactly was wrong. It wraps
 // ErrInvalid.
 type Error struct {

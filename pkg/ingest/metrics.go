@@ -31,11 +31,6 @@ type metrics struct {
 	infoErrors  prometheus.Counter
 }
 
-var allReasons = []event.Reason{
-	event.ReasonTooLarge, event.ReasonMalformedJSON, event.ReasonMissingField, event.ReasonSchema,
-	event.ReasonBadKey, event.ReasonBadTimestamp, event.ReasonOutOfWindow, event.ReasonNonFinite,
-	event.ReasonUnknownSubject, event.ReasonTypeMismatch,
-}
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
@@ -96,7 +91,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.receivedExposure = m.received.WithLabelValues("exposure")
 	m.receivedTrack = m.received.WithLabelValues("track")
 	m.receivedUnknown = m.received.WithLabelValues("unknown")
-	for _, r := range allReasons {
+	for _, r := range event.Reasons() {
 		m.invalid.WithLabelValues(string(r))
 	}
 	for _, t := range []string{"exposures", "events"} {

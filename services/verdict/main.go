@@ -32,7 +32,8 @@ func commands() []command {
 	return []command{
 		{"up", "run the whole stack on this machine", runUp},
 		{"demo", "up, plus simulated traffic for experiments with known truths", runDemo},
-		{"publish", "publish NDJSON events from FILE or - (stdin)", runPublish},
+		{"publish", "check and publish NDJSON events from FILE or - (stdin)", runPublish},
+		{"dlq", "the dead letters: list, show (why), replay, purge", runDLQ},
 		{"apply", "validate definitions (-f FILE) and store them in the KV bucket verdict_config", runApply},
 		{"readout", "print an experiment's latest readout (--json, --email)", runReadout},
 		{"stats", "NDJSON comparisons in on stdin, results out on stdout", runStats},

@@ -29,8 +29,16 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	natsURL := fs.String("nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
 	pending := fs.Int("max-pending", 4096, "most messages in flight without a JetStream ack")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	deadLetter := fs.Bool("dead-letter", false, "send the events that fail the checks to VERDICT_DLQ with their reason (see verdict dlq), as ingest would, instead of leaving them out")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: verdict publish [flags] FILE|-")
+		fmt.Fprint(stderr, `usage: verdict publish [flags] FILE|-
+
+Each line is checked as ingest checks it (the event schema, keys, a ts at
+most 30 days old); one that fails is reported with its line number and
+reason and not published (or, with --dead-letter, sent to VERDICT_DLQ),
+and publish exits non-zero.
+
+`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,22 +80,57 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	st, err := publishLines(ctx, js, in)
-	fmt.Fprintf(stdout, "published %d events (%d duplicates dropped by JetStream, %d without a readable type sent for dead-lettering)\n",
-		st.published, st.duplicates, st.unrouted)
-	if st.tooLarge > 0 {
-		fmt.Fprintf(stdout, "dead-lettered %d events over %d bytes (verdict.dlq.%s)\n", st.tooLarge, event.MaxSize, event.ReasonTooLarge)
+	st, err := publishLines(ctx, js, in, *deadLetter, stderr)
+	fmt.Fprintf(stdout, "published %d events (%d duplicates dropped by JetStream)\n", st.published, st.duplicates)
+	if n := st.refusedCount(); n > 0 {
+		what := "refused"
+		if *deadLetter {
+			what = "dead-lettered (verdict dlq shows them)"
+		}
+		fmt.Fprintf(stdout, "%s %d events that ingest would refuse: %s\n", what, n, st.refusedText())
+		if err == nil && !*deadLetter {
+			err = fmt.Errorf("%d of %d events refused, and not published (the lines above say why; --dead-letter keeps them in VERDICT_DLQ)", n, n+st.published)
+		}
 	}
 	return err
 }
 
-type publishStats struct{ published, duplicates, unrouted, tooLarge int }
+type publishStats struct {
+	published, duplicates int
+	refused               map[event.Reason]int
+}
 
-// publishLines publishes every non-blank line and waits for every ack. A
-// line whose type cannot be read still goes out, on verdict.events.unknown,
-// so that ingest dead-letters it with its reason instead of it vanishing here.
-func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader) (publishStats, error) {
-	var st publishStats
+func (st publishStats) refusedCount() int {
+	n := 0
+	for _, c := range st.refused {
+		n += c
+	}
+	return n
+}
+
+// refusedText is "missing_field 3, bad_timestamp 1", in the order of
+// event.Reasons.
+func (st publishStats) refusedText() string {
+	var parts []string
+	for _, r := range event.Reasons() {
+		if n := st.refused[r]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", r, n))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// maxReported is how many refused lines publish names one by one.
+const maxReported = 10
+
+// publishLines checks every non-blank line as ingest would and publishes
+// those that pass, then waits for every ack. A line that fails is named on
+// stderr with its reason (the first maxReported of them) and left out, or
+// with deadLetter sent to the dead-letter stream with its reason, as
+// ingest would have.
+func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader, deadLetter bool, stderr io.Writer) (publishStats, error) {
+	st := publishStats{refused: map[event.Reason]int{}}
+	dec := event.NewDecoder(event.DefaultWindow)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var futures []jetstream.PubAckFuture
@@ -96,7 +139,7 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader) (pu
 			select {
 			case ack := <-f.Ok():
 				if strings.HasPrefix(f.Msg().Subject, stream.DLQPrefix) {
-					continue // counted as tooLarge
+					continue // counted as refused
 				}
 				st.published++
 				if ack.Duplicate {
@@ -111,20 +154,32 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader) (pu
 		futures = futures[:0]
 		return nil
 	}
+	lineNo := 0
 	for sc.Scan() {
+		lineNo++
 		line := sc.Bytes()
 		if len(line) == 0 {
 			continue
 		}
 		msg, routed := stream.EventMsg(line)
-		switch {
-		case len(line) > event.MaxSize:
-			// The stream would refuse it; the dead-letter stream keeps its
-			// first 64 KiB and why.
-			msg = stream.DeadLetter(event.ReasonTooLarge, fmt.Sprintf("the event is %d bytes; the limit is %d", len(line), event.MaxSize), "verdict publish", line)
-			st.tooLarge++
-		case !routed:
-			st.unrouted++
+		subject := msg.Subject
+		if !routed {
+			subject = event.SubjectTrack // its type cannot be read: the decoder says why
+		}
+		if _, err := dec.Decode(subject, line, time.Now()); err != nil {
+			e := &event.Error{Reason: event.ReasonSchema, Detail: err.Error()}
+			errors.As(err, &e)
+			st.refused[e.Reason]++
+			if n := st.refusedCount(); n <= maxReported {
+				fmt.Fprintf(stderr, "line %d: %s: %s\n", lineNo, e.Reason, e.Detail)
+			} else if n == maxReported+1 {
+				fmt.Fprintf(stderr, "… and more: the counts below\n")
+			}
+			if !deadLetter {
+				continue
+			}
+			// The dead-letter stream keeps its first 64 KiB and why.
+			msg = stream.DeadLetter(e.Reason, e.Detail, "verdict publish", line)
 		}
 		f, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))
 		if err != nil {

@@ -31,7 +31,6 @@ type metrics struct {
 	infoErrors  prometheus.Counter
 }
 
-
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{

@@ -367,12 +367,16 @@ func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string
 			capped := func(x, y float64) (float64, float64) { return min(x, m.cap), y }
 			reset()
 			cum, j := m.mt.Cumulative[v], 0
+			x, y := capped(m.parts.value(counts, sums))
 			for i, d := range out.Days {
-				for ; j < len(byDay) && byDay[j].day <= d; j++ {
-					put(byDay[j])
+				if j < len(byDay) && byDay[j].day <= d {
+					// The value changes only on a day with events.
+					for ; j < len(byDay) && byDay[j].day <= d; j++ {
+						put(byDay[j])
+					}
+					x, y = capped(m.parts.value(counts, sums))
 				}
 				if firstDay <= d {
-					x, y := capped(m.parts.value(counts, sums))
 					add(&cum[i], x, y)
 				}
 			}

@@ -133,7 +133,11 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Declare the streams once, before the services start together: each
 	// would otherwise race the others to create them.
-	limits := stream.DefaultLimits.WithReplicas(cfg.NATSReplicas)
+	limits := cfg.Ingest.Limits
+	if limits == (stream.Limits{}) {
+		limits = stream.DefaultLimits
+	}
+	limits = limits.WithReplicas(cfg.NATSReplicas)
 	limits.EventsDuplicates = cfg.NATSDuplicates
 	conn, _, err := stream.Open(ctx, cfg.NATSURL, cfg.NATSAuth, "verdict-up", limits, log)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 	c.register(fs, getenv)
 	rate := fs.Int("units-per-second", 1000, "simulated new units per second, over all experiments")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	keepTraffic := fs.Bool("keep-traffic", false, "keep streaming traffic once every experiment is decided")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +57,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 	log := newLogger(stderr, c.logLevel)
 	ready := make(chan struct{})
 	sc := c.stack(log)
+	// The demo's streams keep what a demo needs, not a week: ingest lands
+	// events within seconds, and ./var stays within about a gigabyte.
+	sc.Ingest.Limits = DemoLimits
 	sc.OnReady = func() { close(ready) }
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -69,8 +74,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 		if err := applyDemo(gctx, c.natsURL, c.natsAuth, c.natsReplicas, stdout); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "verdict is up: readouts at http://%s/experiments, metrics at /metrics — streaming simulated traffic (Ctrl-C stops)\n", c.httpAddr)
-		return demoTraffic(gctx, c, *rate, stdout)
+		fmt.Fprintf(stdout, "verdict is up: readouts at http://%s/experiments, metrics at /metrics — streaming simulated traffic until every experiment is decided (Ctrl-C stops)\n", c.httpAddr)
+		return demoTraffic(gctx, c, *rate, *keepTraffic, stdout)
 	})
 	err := g.Wait()
 	if ctx.Err() != nil {
@@ -146,7 +151,16 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) error {
+// DemoLimits are the demo's stream limits: VERDICT_EVENTS keeps 256 MiB
+// (about a million events; ingest lands them within seconds), the
+// dead letters and readouts 64 MiB each.
+var DemoLimits = func() stream.Limits {
+	l := stream.DefaultLimits
+	l.EventsMaxBytes, l.DLQMaxBytes, l.ReadoutsMaxBytes = 256<<20, 64<<20, 64<<20
+	return l
+}()
+
+func demoTraffic(ctx context.Context, c upConfig, rate int, keepTraffic bool, stdout io.Writer) error {
 	opts, err := c.natsAuth.Options()
 	if err != nil {
 		return err
@@ -167,8 +181,24 @@ func demoTraffic(ctx context.Context, c upConfig, rate int, stdout io.Writer) er
 	defer wh.Close()
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return streamTraffic(gctx, js, rate) })
-	g.Go(func() error { return reportCounts(gctx, js, wh, stdout) })
+	traffic, stopTraffic := context.WithCancel(gctx)
+	defer stopTraffic()
+	if keepTraffic {
+		stopTraffic = func() {}
+	}
+	began := time.Now()
+	g.Go(func() error { return streamTraffic(traffic, js, rate) })
+	g.Go(func() error {
+		return reportCounts(gctx, js, wh, stdout, func(summary string) {
+			stopTraffic()
+			what := "traffic stopped"
+			if keepTraffic {
+				what = "traffic goes on (-keep-traffic)"
+			}
+			fmt.Fprintf(stdout, "all %d experiments decided after %s: %s. The demo's %s; the readouts stay at http://%s/experiments, the emails in %s (Ctrl-C stops verdict).\n",
+				len(simulate.Demo()), time.Since(began).Round(time.Second), summary, what, c.httpAddr, filepath.Join(c.dataDir, "outbox"))
+		})
+	})
 	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil
@@ -227,9 +257,42 @@ func streamTraffic(ctx context.Context, js jetstream.JetStream, rate int) error 
 	}
 }
 
-func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.Warehouse, stdout io.Writer) error {
+// demoDecided reports whether every experiment of keys has a latched
+// status other than collecting in latest, and says which label each got:
+// "persevere: checkout-redesign, loyalty-banner; pivot: …".
+func demoDecided(keys []string, latest map[string]readout.Readout) (bool, string) {
+	by := map[string][]string{}
+	var order []string
+	for _, k := range keys {
+		r, ok := latest[k]
+		if !ok || r.Status == readout.Collecting {
+			return false, ""
+		}
+		v := string(r.Status)
+		if r.Label != readout.NoLabel {
+			v = string(r.Label)
+		}
+		if by[v] == nil {
+			order = append(order, v)
+		}
+		by[v] = append(by[v], k)
+	}
+	var parts []string
+	for _, v := range order {
+		parts = append(parts, v+": "+strings.Join(by[v], ", "))
+	}
+	return true, strings.Join(parts, "; ")
+}
+
+func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.Warehouse, stdout io.Writer, decided func(summary string)) error {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
+	var keys []string
+	for _, s := range simulate.Demo() {
+		keys = append(keys, s.Experiment)
+	}
+	done := false
+	var lastCounts string
 	seen := map[string]string{} // experiment → the verdict last printed
 	q := fmt.Sprintf(`SELECT
 	    (SELECT uniqExact(event_id) FROM %[1]s.exposures),
@@ -251,13 +314,18 @@ func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.War
 				dead = info.State.Msgs
 			}
 		}
-		fmt.Fprintf(stdout, "%s  exposures %d  track events %d  dead-lettered %d\n",
-			time.Now().Format("15:04:05"), exposures, events, dead)
+		// Once the traffic has stopped the counts stand still: say so once.
+		if counts := fmt.Sprintf("exposures %d  track events %d  dead-lettered %d", exposures, events, dead); counts != lastCounts {
+			fmt.Fprintf(stdout, "%s  %s\n", time.Now().Format("15:04:05"), counts)
+			lastCounts = counts
+		}
 		rs, err := rules.Readouts{W: wh}.List(ctx)
 		if err != nil {
 			continue
 		}
+		latest := map[string]readout.Readout{}
 		for _, r := range rs {
+			latest[r.Experiment] = r
 			verdict := strings.ToUpper(string(r.Status))
 			if r.Label != readout.NoLabel {
 				verdict = strings.ToUpper(string(r.Label))
@@ -266,6 +334,10 @@ func reportCounts(ctx context.Context, js jetstream.JetStream, wh *warehouse.War
 				seen[r.Experiment] = verdict
 				fmt.Fprintf(stdout, "    %-18s %-10s %s\n", r.Experiment, verdict, r.Summary)
 			}
+		}
+		if ok, summary := demoDecided(keys, latest); ok && !done {
+			done = true
+			decided(summary)
 		}
 	}
 }

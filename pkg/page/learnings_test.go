@@ -32,7 +32,7 @@ func TestLearnings(t *testing.T) {
 		record     string
 	}{
 		{"", []string{"win", "flop", "partial", "broken", "running"}, nil, "Win rate 33%</b> (1 of 3 decided"},
-		{"?label=pivot", []string{"flop"}, []string{"Name of win", "Name of partial", "Name of running"}, "Win rate 0%</b> (0 of 1"},
+		{"?label=pivot", []string{"flop"}, []string{"Name of win", "Name of partial", "Name of running", "Win rate"}, "<b>1 pivot</b> (5 experiments in all)."},
 		{"?label=decided", []string{"win", "flop", "partial", "broken"}, []string{"Name of running"}, "Win rate 33%"},
 		{"?owner=Ann@Example.com", []string{"win", "partial", "broken", "running"}, []string{"Name of flop"}, "Win rate 50%</b> (1 of 2"},
 		{"?from=2026-11-15&to=2026-11-25", []string{"flop", "partial"}, []string{"Name of win", "Name of running", "Name of broken"}, "Win rate 0%</b> (0 of 2"},

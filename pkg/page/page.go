@@ -50,7 +50,7 @@ var ErrNotFound = readout.ErrNotFound
 // Options adjust the handler.
 type Options struct {
 	Logger *slog.Logger
-	// HistoryLimit is how many readouts the timeline shows; default 20.
+	// HistoryLimit is how many changes the timeline shows; default 20.
 	HistoryLimit int
 	// RefreshSeconds is the meta refresh of collecting experiments; default 60.
 	RefreshSeconds int
@@ -130,15 +130,18 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 	}
 	data := struct {
 		head
-		Rows      []indexRow
-		Filter    filter
-		Filtered  bool
+		Rows     []indexRow
+		Filter   filter
+		Filtered bool
+		// ByLabel: the filter picks one label, which makes a win rate
+		// meaningless (0% of pivots persevered).
+		ByLabel   bool
 		Labels    []string
 		Owners    []string
 		Record    record
 		Learnings []learning
 		Total     int
-	}{head: head{Title: "Experiments", RefreshSeconds: h.opts.RefreshSeconds}, Filter: f, Filtered: f != (filter{}),
+	}{head: head{Title: "Experiments", RefreshSeconds: h.opts.RefreshSeconds}, Filter: f, Filtered: f != (filter{}), ByLabel: f.Label != "" && f.Label != "decided",
 		Labels: labels, Owners: ownersOf(list), Record: recordOf(shown), Learnings: learningsOf(shown), Total: len(list)}
 	for _, ro := range shown {
 		v := report.NewView(ro, report.ViewOptions{})
@@ -148,9 +151,39 @@ func (h *handler) index(w http.ResponseWriter, r *http.Request) {
 	h.render(w, r, "index.html", data)
 }
 
+// historyRow is one stretch of the timeline: the looks that said the
+// same (status, label and candidate), shown by the first of them.
 type historyRow struct {
 	report.View
-	Changed bool
+	Changed bool // the verdict differs from the stretch before
+	Looks   int  // readouts in the stretch
+	Last    int64
+}
+
+// historyLooks is how many readouts the timeline reads to find its
+// changes.
+const historyLooks = 1000
+
+// stretches folds readouts, newest first, into the stretches of looks
+// that agreed on status, label and candidate, newest first, at most limit
+// of them: the timeline tells what changed, not every look.
+func stretches(hist []readout.Readout, limit int) []historyRow {
+	same := func(a, b readout.Readout) bool {
+		return a.Status == b.Status && a.Label == b.Label && a.Candidate == b.Candidate && a.CandidateStatus == b.CandidateStatus
+	}
+	var rows []historyRow
+	for i := 0; i < len(hist) && len(rows) < limit; {
+		j := i
+		for j+1 < len(hist) && same(hist[j+1], hist[i]) {
+			j++
+		}
+		// hist[j] is the first look of the stretch, hist[i] its last.
+		v := report.NewView(hist[j], report.ViewOptions{})
+		changed := j+1 < len(hist) && report.Verdict(hist[j+1]) != v.Verdict
+		rows = append(rows, historyRow{View: v, Changed: changed, Looks: j - i + 1, Last: hist[i].Version})
+		i = j + 1
+	}
+	return rows
 }
 
 func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +197,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "read latest readout of "+key, err)
 		return
 	}
-	hist, err := h.src.History(r.Context(), key, 0, h.opts.HistoryLimit)
+	hist, err := h.src.History(r.Context(), key, 0, historyLooks)
 	if err != nil {
 		// The page is still worth showing without its timeline.
 		h.opts.Logger.Warn("read readout history", "experiment", key, "err", err)
@@ -186,11 +219,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		ProgressPercent: int(v.Progress.Fraction*100 + 0.5),
 		JSONURL:         h.opts.APIPrefix + "/" + url.PathEscape(key) + "/readout",
 	}
-	for i, ro := range hist {
-		hv := report.NewView(ro, report.ViewOptions{})
-		changed := i+1 < len(hist) && report.Verdict(hist[i+1]) != hv.Verdict
-		data.History = append(data.History, historyRow{View: hv, Changed: changed})
-	}
+	data.History = stretches(hist, h.opts.HistoryLimit)
 	h.render(w, r, "experiment.html", data)
 }
 

@@ -103,7 +103,7 @@ func TestExperimentPage(t *testing.T) {
 		`<svg xmlns="http://www.w3.org/2000/svg" class="forest"`,
 		"<strong>platform = android</strong>",
 		"purchase_conversion", "Sample ratio", "60,010 of 60,806",
-		`<ol class="timeline">`, "v1 · ", "v2 · ", "v3 · ",
+		`<ol class="timeline">`, "· v1</span>", "· v2</span>", "· v3</span>",
 		`href="/v1/experiments/dark-mode/readout"`,
 	} {
 		if !strings.Contains(body, want) {
@@ -195,5 +195,33 @@ func TestHostileReadout(t *testing.T) {
 				t.Errorf("GET %s: %q unescaped", path, bad)
 			}
 		}
+	}
+}
+
+// TestStretches: the timeline shows when the verdict, the status or the
+// candidate changed, each stretch of agreeing looks once, by its first look.
+func TestStretches(t *testing.T) {
+	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	ro := func(v int64, st readout.Status, label, cand readout.Label) readout.Readout {
+		return readout.Readout{Experiment: "x", Version: v, Status: st, Label: label, Candidate: cand, ComputedAt: at.Add(time.Duration(v) * time.Minute)}
+	}
+	hist := []readout.Readout{ // newest first, as History returns them
+		ro(6, readout.Decided, readout.Persevere, readout.Persevere),
+		ro(5, readout.Decided, readout.Persevere, readout.Persevere),
+		ro(4, readout.Collecting, "", readout.Persevere),
+		ro(3, readout.Collecting, "", readout.Persevere),
+		ro(2, readout.Collecting, "", ""),
+		ro(1, readout.Collecting, "", ""),
+	}
+	var got []string
+	for _, r := range stretches(hist, 20) {
+		got = append(got, fmt.Sprintf("v%d-v%d %d %s %v", r.Version, r.Last, r.Looks, r.Verdict, r.Changed))
+	}
+	want := []string{"v5-v6 2 PERSEVERE true", "v3-v4 2 COLLECTING false", "v1-v2 2 COLLECTING false"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stretches = %q, want %q", got, want)
+	}
+	if n := len(stretches(hist, 2)); n != 2 {
+		t.Errorf("%d stretches with a limit of 2", n)
 	}
 }

@@ -53,6 +53,16 @@ func pEquals(p float64) string {
 	return "p = " + s
 }
 
+// pSaying is pEquals, and what a p-value of 1 means when it is one: an
+// always-valid p-value stays at 1 until the evidence builds up, which
+// reads as an error without a word.
+func pSaying(p float64, one string) string {
+	if s := pEquals(p); s != "p = 1" {
+		return s
+	}
+	return "p = 1, " + one
+}
+
 func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
 
 func stamp(t time.Time) string {

@@ -168,7 +168,7 @@ func NewView(r readout.Readout, o ViewOptions) View {
 				Better:    "higher is better",
 				Control:   num(m.Control.Mean, false),
 				Treatment: num(m.Treatment.Mean, false),
-				PValue:    pEquals(m.PValue),
+				PValue:    pSaying(m.PValue, "no evidence yet"),
 				Outcome:   m.Outcome,
 				Color:     outcomeColor(m.Outcome),
 			}
@@ -289,7 +289,7 @@ func health(h readout.Health) []HealthRow {
 		srm.Result = "ok"
 	}
 	if h.SRMPValue != nil {
-		srm.Result += " (" + pEquals(*h.SRMPValue) + ")"
+		srm.Result += " (" + pSaying(*h.SRMPValue, "no sign of a mismatch") + ")"
 	}
 	if len(split) > 0 {
 		srm.Result += ": " + strings.Join(split, ", ")

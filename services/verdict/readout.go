@@ -174,7 +174,11 @@ func printReadout(w io.Writer, r readout.Readout) {
 	fmt.Fprintln(w, "\nhealth:")
 	srm := string(r.Health.SRM)
 	if r.Health.SRMPValue != nil {
-		srm += fmt.Sprintf(" (p = %.3g)", *r.Health.SRMPValue)
+		if p := *r.Health.SRMPValue; p >= 0.995 {
+			srm += " (p = 1, no sign of a mismatch)"
+		} else {
+			srm += fmt.Sprintf(" (p = %.3g)", p)
+		}
 	}
 	fmt.Fprintf(w, "  sample ratio: %s\n", srm)
 	for _, c := range r.Health.Counts {

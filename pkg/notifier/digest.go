@@ -265,6 +265,7 @@ func (n *Notifier) sendDigest(ctx context.Context, key, id string, send func(ctx
 	switch {
 	case errors.Is(err, ErrPermanent):
 		ev.Error = err.Error()
+		n.metrics.digestsFailed.Inc()
 		log.Error("digest given up", "err", err)
 	case err != nil:
 		return err // shutdown: the intent stays, and goes out on the next start

@@ -15,6 +15,7 @@ type metrics struct {
 
 	hookSent, hookFailed *prometheus.CounterVec
 	digests              prometheus.Counter
+	digestsFailed        prometheus.Counter
 }
 
 var outcomes = []string{"emailed", "unchanged", "duplicate", "malformed", "abandoned"}
@@ -59,6 +60,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.digests = f.NewCounter(prometheus.CounterOpts{
 		Name: "verdict_digests_sent_total",
 		Help: "Digests sent: one per owner (and per default Slack target) per VERDICT_DIGEST period.",
+	})
+	m.digestsFailed = f.NewCounter(prometheus.CounterOpts{
+		Name: "verdict_digests_failed_total",
+		Help: "Digests given up after their retries (a permanent error, or the retry budget spent).",
 	})
 	for _, t := range []string{"slack", "webhook"} {
 		m.hookSent.WithLabelValues(t)

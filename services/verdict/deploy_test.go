@@ -115,7 +115,8 @@ func TestDeployRulesHaveRunbooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"IngestStalled", "DLQRateHigh", "ConsumerLagGrowing", "InsertErrors", "ReadoutsStale", "SRMDetected", "EmailsFailing"}
+	want := []string{"IngestStalled", "DLQRateHigh", "ConsumerLagGrowing", "InsertErrors", "ReadoutsStale", "SRMDetected", "EmailsFailing",
+		"HTTPIngestFailing", "NotificationsFailing", "DigestsFailing"}
 	got := map[string]bool{}
 	for _, f := range ruleFiles(t) {
 		for _, r := range readRules(t, f) {
@@ -399,7 +400,9 @@ func testDeployDashboardsAgainstStack(t *testing.T, eng warehouse.Engine) {
 		}
 		out.Reset()
 		errOut.Reset()
-		if err := run(ctx, []string{"publish", "--quiet", file}, getenv, strings.NewReader(""), &out, &errOut); err != nil {
+		// The traffic has bad events on purpose: they go on, for ingest
+		// to dead-letter and count.
+		if err := run(ctx, []string{"publish", "--quiet", "--dead-letter", file}, getenv, strings.NewReader(""), &out, &errOut); err != nil {
 			t.Fatalf("verdict publish: %v\n%s%s", err, out.String(), errOut.String())
 		}
 		if round < rounds-1 {
@@ -503,19 +506,47 @@ func checkClickHouseQueries(t *testing.T, ctx context.Context, addr string, sql 
 	}
 
 	values := map[string][]string{} // template variable → its values
+	// A variable's query may use the variables before it (metric, those of
+	// the experiment): it runs for each of their values.
 	for _, q := range sql {
 		if q.variable == "" {
 			continue
 		}
-		if text, ok := expand(q); ok {
-			if vs, ok := count(q, text); ok {
-				if len(vs) == 0 {
-					t.Errorf("%s: no values: verdict.readouts is empty", q.where)
+		text, ok := expand(q)
+		if !ok {
+			continue
+		}
+		texts := []string{text}
+		for name, vs := range values {
+			var next []string
+			for _, tx := range texts {
+				if !strings.Contains(tx, "${"+name+"}") {
+					next = append(next, tx)
+					continue
 				}
-				values[q.variable] = vs
-				t.Logf("%s: %q", q.where, vs)
+				for _, v := range vs {
+					next = append(next, strings.ReplaceAll(tx, "${"+name+"}", v))
+				}
+			}
+			texts = next
+		}
+		seen := map[string]bool{}
+		for _, tx := range texts {
+			vs, ok := count(q, tx)
+			if !ok {
+				continue
+			}
+			for _, v := range vs {
+				if !seen[v] {
+					seen[v] = true
+					values[q.variable] = append(values[q.variable], v)
+				}
 			}
 		}
+		if len(values[q.variable]) == 0 {
+			t.Errorf("%s: no values: verdict.readouts is empty", q.where)
+		}
+		t.Logf("%s: %q", q.where, values[q.variable])
 	}
 	for _, q := range sql {
 		if q.variable != "" {

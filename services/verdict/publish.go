@@ -29,14 +29,14 @@ func runPublish(ctx context.Context, args []string, getenv func(string) string, 
 	natsURL := fs.String("nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
 	pending := fs.Int("max-pending", 4096, "most messages in flight without a JetStream ack")
 	quiet := fs.Bool("quiet", false, "no progress bar")
-	deadLetter := fs.Bool("dead-letter", false, "send the events that fail the checks to VERDICT_DLQ with their reason (see verdict dlq), as ingest would, instead of leaving them out")
+	deadLetter := fs.Bool("dead-letter", false, "publish the events that fail the checks all the same, for ingest to dead-letter and count (see verdict dlq), instead of leaving them out")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: verdict publish [flags] FILE|-
 
 Each line is checked as ingest checks it (the event schema, keys, a ts at
 most 30 days old); one that fails is reported with its line number and
-reason and not published (or, with --dead-letter, sent to VERDICT_DLQ),
-and publish exits non-zero.
+reason and not published, and publish exits non-zero; with --dead-letter
+it is published all the same, for ingest to dead-letter and count.
 
 `)
 		fs.PrintDefaults()
@@ -85,7 +85,7 @@ and publish exits non-zero.
 	if n := st.refusedCount(); n > 0 {
 		what := "refused"
 		if *deadLetter {
-			what = "dead-lettered (verdict dlq shows them)"
+			what = "sent for dead-lettering (verdict dlq shows them once ingest has)"
 		}
 		fmt.Fprintf(stdout, "%s %d events that ingest would refuse: %s\n", what, n, st.refusedText())
 		if err == nil && !*deadLetter {
@@ -126,19 +126,24 @@ const maxReported = 10
 // publishLines checks every non-blank line as ingest would and publishes
 // those that pass, then waits for every ack. A line that fails is named on
 // stderr with its reason (the first maxReported of them) and left out, or
-// with deadLetter sent to the dead-letter stream with its reason, as
-// ingest would have.
+// with deadLetter published all the same, for ingest to dead-letter.
 func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader, deadLetter bool, stderr io.Writer) (publishStats, error) {
 	st := publishStats{refused: map[event.Reason]int{}}
 	dec := event.NewDecoder(event.DefaultWindow)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	var futures []jetstream.PubAckFuture
+	// pending is a publish awaiting its ack, and whether the line was
+	// refused (sent anyway with --dead-letter: not counted as published).
+	type pending struct {
+		jetstream.PubAckFuture
+		refused bool
+	}
+	var futures []pending
 	settle := func() error {
 		for _, f := range futures {
 			select {
 			case ack := <-f.Ok():
-				if strings.HasPrefix(f.Msg().Subject, stream.DLQPrefix) {
+				if f.refused {
 					continue // counted as refused
 				}
 				st.published++
@@ -166,7 +171,9 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader, dea
 		if !routed {
 			subject = event.SubjectTrack // its type cannot be read: the decoder says why
 		}
-		if _, err := dec.Decode(subject, line, time.Now()); err != nil {
+		_, err := dec.Decode(subject, line, time.Now())
+		refused := err != nil
+		if err != nil {
 			e := &event.Error{Reason: event.ReasonSchema, Detail: err.Error()}
 			errors.As(err, &e)
 			st.refused[e.Reason]++
@@ -178,14 +185,18 @@ func publishLines(ctx context.Context, js jetstream.JetStream, in io.Reader, dea
 			if !deadLetter {
 				continue
 			}
-			// The dead-letter stream keeps its first 64 KiB and why.
-			msg = stream.DeadLetter(e.Reason, e.Detail, "verdict publish", line)
+			// Sent as it is, ingest dead-letters (and counts) it; one over
+			// the stream's limit goes to the dead-letter stream from here,
+			// which keeps its first 64 KiB and why.
+			if len(line) > event.MaxSize {
+				msg = stream.DeadLetter(e.Reason, e.Detail, "verdict publish", line)
+			}
 		}
 		f, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(30*time.Second))
 		if err != nil {
 			return st, fmt.Errorf("publish to %s: %w", msg.Subject, err)
 		}
-		futures = append(futures, f)
+		futures = append(futures, pending{f, refused})
 		if len(futures) >= 8192 {
 			if err := settle(); err != nil {
 				return st, err

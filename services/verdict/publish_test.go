@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
 )
@@ -45,8 +46,7 @@ func publishWorld(t *testing.T) string {
 // event_id, a repeated event dropped by JetStream, and every line that
 // ingest would refuse checked here the same way: named on stderr with its
 // line number and reason, counted, left out, and publish fails. With
-// --dead-letter they reach VERDICT_DLQ with their reasons instead, where
-// `verdict dlq` lists, shows, replays and purges them.
+// --dead-letter they are sent all the same, for ingest to dead-letter.
 func TestPublish(t *testing.T) {
 	s := streamtest.Run(t)
 	_, js := streamtest.Connect(t, s)
@@ -94,15 +94,61 @@ func TestPublish(t *testing.T) {
 		t.Errorf("VERDICT_EVENTS holds %d messages, want 2", n)
 	}
 
-	// --dead-letter: the refused events go to VERDICT_DLQ, and publish
-	// succeeds.
+	// --dead-letter: the refused events are published all the same, for
+	// ingest to dead-letter and count (the one over the stream's limit
+	// straight to VERDICT_DLQ), and publish succeeds.
 	out.Reset()
 	if err := run(ctx, []string{"publish", "--dead-letter", file}, getenv, nil, &out, &errOut); err != nil {
 		t.Fatalf("verdict publish --dead-letter: %v", err)
 	}
-	if !strings.Contains(out.String(), "dead-lettered (verdict dlq shows them) 4 events") {
+	if !strings.Contains(out.String(), "sent for dead-lettering (verdict dlq shows them once ingest has) 4 events") {
 		t.Errorf("output = %q", out.String())
 	}
+	if n := events(); n != 2+3 {
+		t.Errorf("VERDICT_EVENTS holds %d messages, want the 2 and the 3 refused ones that fit", n)
+	}
+	info, err := js.Stream(ctx, stream.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 1 {
+		t.Errorf("VERDICT_DLQ holds %d messages, want the one too large", n)
+	}
+}
+
+// TestDLQ: `verdict dlq` lists the dead letters that ingest wrote, per
+// reason with the latest's why; shows them as text (long ones cut short)
+// or JSON; replays those that pass the checks now to their type's subject
+// and removes them, keeping the others with why; and purges.
+func TestDLQ(t *testing.T) {
+	s := streamtest.Run(t)
+	_, js := streamtest.Connect(t, s)
+	ctx := context.Background()
+	if err := stream.EnsureStreams(ctx, js, stream.DefaultLimits); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return map[string]string{"VERDICT_NATS_URL": s.URL()}[k] }
+	ts := func(ago time.Duration) string { return time.Now().Add(-ago).UTC().Format(time.RFC3339Nano) }
+	for _, d := range []struct {
+		reason, why, payload string
+	}{
+		{"malformed_json", "unexpected end of JSON", `{"type":"track"`},
+		{"too_large", "message is 100122 bytes; the limit is 65536", `{"type":"track","event_id":"big","properties":{"x":"` + strings.Repeat("a", 100_000) + `"}}`},
+		{"ts_out_of_window", "too old", fmt.Sprintf(`{"type":"track","event_id":"old","ts":%q,"unit_id":"u1","event":"buy"}`, ts(40*24*time.Hour))},
+		{"missing_field", `field "event" is required in track events`, fmt.Sprintf(`{"type":"track","event_id":"named","ts":%q,"unit_id":"u1","name":"buy"}`, ts(time.Hour))},
+	} {
+		if _, err := js.PublishMsg(ctx, stream.DeadLetter(event.Reason(d.reason), d.why, "verdict.events.track", []byte(d.payload))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events := func() uint64 {
+		info, err := js.Stream(ctx, stream.EventsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.CachedInfo().State.Msgs
+	}
+	var errOut strings.Builder
 	dlq := func(args ...string) string {
 		t.Helper()
 		var out strings.Builder
@@ -125,7 +171,7 @@ func TestPublish(t *testing.T) {
 		}
 		shown = append(shown, d)
 	}
-	if len(shown) != 1 || shown[0].Reason != "missing_field" || shown[0].From != "verdict publish" || !strings.Contains(string(shown[0].Event), `"event_id":"named"`) {
+	if len(shown) != 1 || shown[0].Reason != "missing_field" || shown[0].From != "verdict.events.track" || !strings.Contains(string(shown[0].Event), `"event_id":"named"`) {
 		t.Errorf("show --json --reason missing_field = %+v", shown)
 	}
 	if text := dlq("show"); strings.Count(text, "\n    why:") != 4 || !strings.Contains(text, "… (") {

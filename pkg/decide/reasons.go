@@ -248,10 +248,10 @@ func (x *experiment) explain(a *arm) {
 	guardrails := a.with(readout.Guardrail)
 
 	switch a.rule {
-	case 1:
+	case ruleInvalid:
 		add("Not judged: the data cannot be trusted (see the experiment's health).")
 
-	case 2:
+	case ruleHarm:
 		var keys []string
 		for _, m := range a.harmed() {
 			keys = append(keys, m.key)
@@ -270,7 +270,7 @@ func (x *experiment) explain(a *arm) {
 		}
 		a.next = fmt.Sprintf("Next: do not ship %s; find out why %s got worse and fix that before testing again.", a.variant, join(keys))
 
-	case 3:
+	case rulePersevere:
 		for _, m := range primaries {
 			add("%s.", x.change(m))
 			if s := noveltyLine(m); s != "" {
@@ -282,7 +282,7 @@ func (x *experiment) explain(a *arm) {
 		}
 		a.next = fmt.Sprintf("Next: roll out %s to everyone.", a.variant)
 
-	case 4:
+	case ruleSalvage:
 		for _, m := range primaries {
 			if m.ok {
 				add("Overall, %s.", x.change(m))
@@ -312,7 +312,7 @@ func (x *experiment) explain(a *arm) {
 		a.next = "Next: " + strings.Join(next, "; also ") + "."
 		f = append(f, x.stopLines(a)...)
 
-	case 5:
+	case ruleStop:
 		won := a.primaryWin()
 		for _, m := range primaries {
 			if m.ok {
@@ -353,7 +353,7 @@ func (x *experiment) explain(a *arm) {
 		}
 		f = append(f, x.stopLines(a)...)
 
-	case 6:
+	case ruleCollect:
 		for _, m := range primaries {
 			switch {
 			case !m.ok:
@@ -385,9 +385,9 @@ func (x *experiment) explain(a *arm) {
 		a.next = "Next: keep the experiment running; do not act on these numbers yet."
 	}
 	switch {
-	case a.rule >= 2 && a.rule <= 4 && x.opt.bayesian && !a.planned && !a.ended:
+	case a.rule >= ruleHarm && a.rule <= ruleSalvage && x.opt.bayesian && !a.planned && !a.ended:
 		add("Caution: this experiment uses the Bayesian engine, whose chance to win is not corrected for looking often; before the planned sample this result may change.")
-	case a.rule >= 2 && a.rule <= 4 && !x.opt.sequential && !a.planned && !a.ended:
+	case a.rule >= ruleHarm && a.rule <= ruleSalvage && !x.opt.sequential && !a.planned && !a.ended:
 		add("Caution: this experiment uses a fixed-horizon test, which is only reliable once the planned sample is reached; this early result may change.")
 	}
 	a.findings = f
@@ -460,7 +460,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 		return "raised"
 	}
 	switch best.rule {
-	case 3:
+	case rulePersevere:
 		s := fmt.Sprintf("Persevere: %s %s %s by %s (%s)", best.variant, raised(first), first.key, size(first), x.interval(first))
 		if n := len(best.with(readout.Primary)); n > 1 {
 			s += fmt.Sprintf(" and won on the other %s", plural(n-1, "primary metric", "primary metrics"))
@@ -475,7 +475,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 			s += fmt.Sprintf(" (%s also won, by %s)", join(variants(others)), less(best, others))
 		}
 		return s + "; roll it out."
-	case 4:
+	case ruleSalvage:
 		if len(best.segmentWins) > 0 {
 			w := best.segmentWins[0]
 			return fmt.Sprintf("Salvage: %s did not win overall, but %s %s by %s for %s = %s; keep it there.",
@@ -487,7 +487,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 			on = first.key
 		}
 		return fmt.Sprintf("Salvage: %s did not win on %s, but %s %s by %s; keep that part.", best.variant, on, raised(w.m), w.m.key, size(w.m))
-	case 2:
+	case ruleHarm:
 		m := best.harmed()[0]
 		return fmt.Sprintf("Pivot: %s made %s worse than its %s margin allows (%s, %s).", best.variant, m.key, marginText(m), effect(m), x.interval(m))
 	}

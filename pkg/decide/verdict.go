@@ -35,6 +35,19 @@ func Verdict(in Input) readout.Readout {
 	return r
 }
 
+// rule is one of DESIGN's decision rules (docs/design.md "The rules"),
+// in the order they are tried; its number is the design's.
+type rule int
+
+const (
+	ruleInvalid   rule = iota + 1 // 1: the data cannot be trusted
+	ruleHarm                      // 2: a guardrail beyond its margin: pivot
+	rulePersevere                 // 3: every primary wins, every guardrail holds
+	ruleSalvage                   // 4: no win, but a segment or secondary metric to keep
+	ruleStop                      // 5: planned sample, end date or futility: pivot
+	ruleCollect                   // 6: none of the above yet
+)
+
 // experiment is the state of one Verdict call.
 type experiment struct {
 	in  Input
@@ -83,7 +96,7 @@ type arm struct {
 	segments []*segment
 
 	label readout.Label
-	rule  int // the rule that labelled it, 1–6
+	rule  rule // the rule that labelled it
 
 	planned, ended, futile bool // rule 5's triggers
 	// promising lists segment and secondary results that may yet be worth
@@ -276,19 +289,19 @@ func (x *experiment) judgeArm(a *arm) {
 	}
 	switch {
 	case x.invalid():
-		a.rule = 1
+		a.rule = ruleInvalid
 	case len(x.blockers) > 0:
-		a.rule = 6
+		a.rule = ruleCollect
 	case len(a.harmed()) > 0:
-		a.label, a.rule = readout.Pivot, 2
+		a.label, a.rule = readout.Pivot, ruleHarm
 	case a.primaryWin() && a.guardrailsHold() && len(a.novelty()) == 0:
-		a.label, a.rule = readout.Persevere, 3
+		a.label, a.rule = readout.Persevere, rulePersevere
 	case !a.primaryWin() && a.settled() && len(a.segmentWins)+len(a.secondaryWins) > 0:
-		a.label, a.rule = readout.Salvage, 4
+		a.label, a.rule = readout.Salvage, ruleSalvage
 	case a.stopped():
-		a.label, a.rule = readout.Pivot, 5
+		a.label, a.rule = readout.Pivot, ruleStop
 	default:
-		a.rule = 6
+		a.rule = ruleCollect
 	}
 	x.explain(a)
 }

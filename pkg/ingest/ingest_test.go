@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"go.uber.org/goleak"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -58,7 +59,7 @@ func TestMain(m *testing.M) {
 		s.Shutdown()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // env is one test's private NATS and ClickHouse.

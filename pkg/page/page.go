@@ -38,9 +38,7 @@ type Source interface {
 }
 
 // ErrNotFound is what a Source returns (wrapped or not) for an experiment
-// it has no readout of; the page answers 404. An error with a method
-// NotFound() bool that returns true counts as well, so a Source need not
-// import this package.
+// it has no readout of; the page answers 404.
 //
 // It is readout.ErrNotFound, so that one Source serves the API and the
 // pages: before they shared it, the page answered 500 to what the API
@@ -239,8 +237,7 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, name string, da
 }
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
-	var nf interface{ NotFound() bool }
-	if errors.Is(err, ErrNotFound) || (errors.As(err, &nf) && nf.NotFound()) {
+	if errors.Is(err, ErrNotFound) {
 		http.Error(w, "no readout for this experiment yet", http.StatusNotFound)
 		return
 	}

@@ -142,15 +142,10 @@ func TestIndex(t *testing.T) {
 	}
 }
 
-type notFound struct{}
-
-func (notFound) Error() string  { return "no rows" }
-func (notFound) NotFound() bool { return true }
-
 type failing struct{ memSource }
 
 func (failing) Latest(context.Context, string) (readout.Readout, error) {
-	return readout.Readout{}, notFound{}
+	return readout.Readout{}, fmt.Errorf("latest of dark-mode: %w", readout.ErrNotFound)
 }
 func (failing) List(context.Context) ([]readout.Readout, error) {
 	return nil, fmt.Errorf("query clickhouse: connection refused")

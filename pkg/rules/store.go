@@ -3,7 +3,6 @@ package rules
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -42,12 +41,9 @@ func (s Readouts) List(ctx context.Context) ([]readout.Readout, error) {
 }
 
 // Latest returns the experiment's latest readout, or an error wrapping
-// api.ErrNotFound.
+// readout.ErrNotFound (warehouse.ErrNotFound and api.ErrNotFound are it).
 func (s Readouts) Latest(ctx context.Context, experiment string) (readout.Readout, error) {
 	doc, _, err := s.W.LatestReadout(ctx, experiment)
-	if errors.Is(err, warehouse.ErrNotFound) {
-		return readout.Readout{}, fmt.Errorf("%q: %w", experiment, api.ErrNotFound)
-	}
 	if err != nil {
 		return readout.Readout{}, err
 	}

@@ -9,11 +9,14 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/verdictlabs/verdict/pkg/readout"
 )
 
 // ErrNotFound is returned by LatestReadout when the experiment has no
-// readout yet.
-var ErrNotFound = errors.New("not found")
+// readout yet: readout.ErrNotFound, the one not-found error of every
+// reader of readouts.
+var ErrNotFound = readout.ErrNotFound
 
 // Readouts are read with FINAL: a version stored twice (a retried insert)
 // is one row, the last stored. The table is small, so FINAL costs little.

@@ -1,6 +1,10 @@
 package warehouse
 
-import "flag"
+import (
+	"flag"
+
+	"github.com/verdictlabs/verdict/pkg/settings"
+)
 
 // RegisterFlags adds the ClickHouse flags to fs, their defaults taken from
 // the environment: -clickhouse-addr (VERDICT_CLICKHOUSE_ADDR, default
@@ -8,17 +12,12 @@ import "flag"
 // -clickhouse-user (VERDICT_CLICKHOUSE_USER, default). The password comes
 // from VERDICT_CLICKHOUSE_PASSWORD only: a flag would show it in ps.
 func (c *Config) RegisterFlags(fs *flag.FlagSet, getenv func(string) string) {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
+	env := func(key, def string) string { return settings.Env(getenv, key, def) }
 	fs.StringVar(&c.Addr, "clickhouse-addr", env("VERDICT_CLICKHOUSE_ADDR", "127.0.0.1:9000"), "ClickHouse native host:port (VERDICT_CLICKHOUSE_ADDR)")
 	fs.StringVar(&c.Database, "clickhouse-db", env("VERDICT_CLICKHOUSE_DB", DefaultDatabase), "ClickHouse database (VERDICT_CLICKHOUSE_DB)")
 	fs.StringVar(&c.Username, "clickhouse-user", env("VERDICT_CLICKHOUSE_USER", "default"), "ClickHouse user (VERDICT_CLICKHOUSE_USER)")
 	c.Password = getenv("VERDICT_CLICKHOUSE_PASSWORD")
-	c.TLS = getenv("VERDICT_CLICKHOUSE_TLS") == "1" || getenv("VERDICT_CLICKHOUSE_TLS") == "true"
+	c.TLS = settings.True(getenv("VERDICT_CLICKHOUSE_TLS"))
 	fs.BoolVar(&c.TLS, "clickhouse-tls", c.TLS, "native protocol over TLS, to ClickHouse's secure port (VERDICT_CLICKHOUSE_TLS)")
 	fs.StringVar(&c.Cluster, "clickhouse-cluster", getenv("VERDICT_CLICKHOUSE_CLUSTER"), "cluster of the servers' remote_servers: tables sharded across it, created ON CLUSTER (VERDICT_CLICKHOUSE_CLUSTER)")
 	fs.StringVar(&c.TLSCA, "clickhouse-tls-ca", getenv("VERDICT_CLICKHOUSE_TLS_CA"), "PEM file of the CA that signed ClickHouse's certificate (VERDICT_CLICKHOUSE_TLS_CA)")

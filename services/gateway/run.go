@@ -8,45 +8,28 @@ import (
 	"log/slog"
 
 	"github.com/verdictlabs/verdict/pkg/gateway"
+	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
 	var cfg gateway.Config
+	var nats stream.Settings
+	var flags gateway.Flags
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.NATSURL, "nats-url", env("VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8082"), "HTTP ingest, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
-	unit := fs.String("unit", env("VERDICT_GATEWAY_UNIT", "user"), "unit id: user (userId, else anonymousId) or anonymous (VERDICT_GATEWAY_UNIT)")
+	nats.RegisterFlags(fs, getenv)
+	flags.RegisterFlags(fs, getenv)
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", settings.Env(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8082"), "HTTP ingest, /metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
-	var err error
-	if cfg.NATSReplicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+	// Every problem at once, each naming its variable.
+	if err := errors.Join(nats.Validate(), flags.Apply(&cfg)); err != nil {
 		return err
 	}
-	if err := cfg.NATSAuth.Validate(); err != nil {
-		return err
-	}
-	var errs []error
-	// The keys are not a flag: they would show in ps.
-	if cfg.WriteKeys, err = gateway.ParseWriteKeys(getenv("VERDICT_WRITE_KEYS")); err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.Unit, err = gateway.ParseUnit(*unit); err != nil {
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
+	cfg.NATSURL, cfg.NATSAuth, cfg.NATSReplicas = nats.URL, nats.Auth, nats.Replicas
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	reg := web.NewRegistry()

@@ -4,61 +4,35 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"strconv"
-	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/verdictlabs/verdict/pkg/ingest"
+	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
 	var cfg ingest.Config
+	var nats stream.Settings
+	var flags ingest.Flags
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.NATSURL, "nats-url", env("VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	nats.RegisterFlags(fs, getenv)
 	cfg.ClickHouse.RegisterFlags(fs, getenv)
-	httpAddr := fs.String("http-addr", env("VERDICT_HTTP_ADDR", "127.0.0.1:8081"), "/metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
-	batch := fs.String("batch", env("VERDICT_INGEST_BATCH", "10000"), "events per ClickHouse insert (VERDICT_INGEST_BATCH)")
-	wait := fs.String("batch-wait", env("VERDICT_INGEST_BATCH_WAIT", "1s"), "longest wait to fill a batch (VERDICT_INGEST_BATCH_WAIT)")
+	flags.RegisterFlags(fs, getenv)
+	httpAddr := fs.String("http-addr", settings.Env(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8081"), "/metrics, /healthz, /readyz (VERDICT_HTTP_ADDR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg.NATSAuth = stream.AuthFromEnv(getenv) // secrets: not flags
-	if cfg.Limits == (stream.Limits{}) {
-		cfg.Limits = stream.DefaultLimits
-	}
-	var err error
-	if cfg.Limits.Replicas, err = stream.ParseReplicas(getenv("VERDICT_NATS_REPLICAS")); err != nil {
+	// Every problem at once, each naming its variable.
+	if err := errors.Join(nats.Validate(), flags.Apply(&cfg)); err != nil {
 		return err
 	}
-	if cfg.Limits.EventsDuplicates, err = stream.ParseDuplicateWindow(getenv("VERDICT_NATS_DUPLICATE_WINDOW")); err != nil {
-		return err
-	}
-	if err := cfg.NATSAuth.Validate(); err != nil {
-		return err
-	}
-	var errs []error
-	if cfg.BatchSize, err = strconv.Atoi(*batch); err != nil || cfg.BatchSize < 1 {
-		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH %q: want a positive whole number", *batch))
-	}
-	if cfg.BatchWait, err = time.ParseDuration(*wait); err != nil || cfg.BatchWait <= 0 {
-		errs = append(errs, fmt.Errorf("VERDICT_INGEST_BATCH_WAIT %q: want a duration such as 1s", *wait))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
+	cfg.NATSURL, cfg.NATSAuth, cfg.Limits.Replicas = nats.URL, nats.Auth, nats.Replicas
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	reg := web.NewRegistry()

@@ -40,12 +40,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if getenv("VERDICT_RULES_INTERVAL") == "" && !flagSet(fs, "rules-interval") {
-		c.rulesInterval = "10s" // the demo is for watching readouts settle
-	}
-	if getenv("VERDICT_DECISION_HOLD") == "" && !flagSet(fs, "decision-hold") {
-		c.decisionHold = "30s"
-	}
+	// The demo is for watching readouts settle: it looks every 10s, and
+	// holds a decision 30s, unless told otherwise.
+	c.rulesFlags.Default("10s", "30s", getenv, func(name string) bool { return flagSet(fs, name) })
 	if err := c.validate(); err != nil {
 		return err
 	}
@@ -71,7 +68,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, _ i
 			return nil
 		case <-ready:
 		}
-		if err := applyDemo(gctx, c.natsURL, c.natsAuth, c.natsReplicas, stdout); err != nil {
+		if err := applyDemo(gctx, c.nats.URL, c.nats.Auth, c.nats.Replicas, stdout); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "verdict is up: readouts at http://%s/experiments, metrics at /metrics — streaming simulated traffic until every experiment is decided (Ctrl-C stops)\n", c.httpAddr)
@@ -161,13 +158,13 @@ var DemoLimits = func() stream.Limits {
 }()
 
 func demoTraffic(ctx context.Context, c upConfig, rate int, keepTraffic bool, stdout io.Writer) error {
-	opts, err := c.natsAuth.Options()
+	opts, err := c.nats.Auth.Options()
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(c.natsURL, append(opts, nats.Name("verdict-demo"))...)
+	nc, err := nats.Connect(c.nats.URL, append(opts, nats.Name("verdict-demo"))...)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", stream.Redact(c.natsURL), err)
+		return fmt.Errorf("connect to %s: %w", stream.Redact(c.nats.URL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -24,7 +25,7 @@ import (
 func runDLQ(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verdict dlq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	natsURL := fs.String("nats-url", settings.Env(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
 	reason := fs.String("reason", "", "only the dead letters of this reason (e.g. missing_field)")
 	limit := fs.Int("limit", 20, "show: at most this many, the oldest first (0: all)")
 	asJSON := fs.Bool("json", false, "show: one JSON object per line, the event whole (for jq, and `verdict publish -` once fixed)")

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/verdictlabs/verdict/pkg/event"
+	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -26,7 +27,7 @@ import (
 func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verdict publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats-url", envOr(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	natsURL := fs.String("nats-url", settings.Env(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
 	pending := fs.Int("max-pending", 4096, "most messages in flight without a JetStream ack")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	deadLetter := fs.Bool("dead-letter", false, "publish the events that fail the checks all the same, for ingest to dead-letter and count (see verdict dlq), instead of leaving them out")

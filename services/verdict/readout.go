@@ -14,6 +14,7 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/report"
+	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
@@ -23,7 +24,7 @@ import (
 func runReadout(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verdict readout", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "verdict's API (VERDICT_HTTP_ADDR)")
+	addr := fs.String("http-addr", settings.Env(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "verdict's API (VERDICT_HTTP_ADDR)")
 	asJSON := fs.Bool("json", false, "print the readout JSON as the API serves it")
 	asEmail := fs.Bool("email", false, "print the email this readout would send (RFC 5322, for preview)")
 	fs.Usage = func() {
@@ -72,7 +73,7 @@ func runReadout(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("decode readout: %w", err)
 	}
 	if *asEmail {
-		return printEmail(stdout, r, getenv("VERDICT_SMTP_FROM"), envOr(getenv, "VERDICT_BASE_URL", "http://"+*addr))
+		return printEmail(stdout, r, getenv("VERDICT_SMTP_FROM"), settings.Env(getenv, "VERDICT_BASE_URL", "http://"+*addr))
 	}
 	printReadout(stdout, r)
 	return nil

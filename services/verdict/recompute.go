@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/verdictlabs/verdict/pkg/rules"
+	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/web"
 )
 
@@ -23,7 +24,7 @@ import (
 func runRecompute(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verdict recompute", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("http-addr", envOr(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "verdict's API (VERDICT_HTTP_ADDR)")
+	addr := fs.String("http-addr", settings.Env(getenv, "VERDICT_HTTP_ADDR", "127.0.0.1:8080"), "verdict's API (VERDICT_HTTP_ADDR)")
 	asJSON := fs.Bool("json", false, "print the answer as JSON")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: verdict recompute [flags] EXPERIMENT")

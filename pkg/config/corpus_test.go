@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,25 +18,7 @@ import (
 const schemaFile = "../../schemas/config.schema.json"
 
 func compileSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	data, err := os.ReadFile(schemaFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("%s: %v", schemaFile, err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource("config.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	sch, err := c.Compile("config.schema.json")
-	if err != nil {
-		t.Fatalf("compile %s: %v", schemaFile, err)
-	}
-	return sch
+	return testkit.Schema(t, schemaFile, "config.schema.json")
 }
 
 // TestCorpus holds every file of testdata/corpus against both the JSON

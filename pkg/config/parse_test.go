@@ -3,7 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
-	"flag"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"os"
 	"strings"
 	"testing"
@@ -13,8 +13,6 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/stats"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func date(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)
@@ -204,7 +202,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal("ValidateFiles(bad.yaml) = nil, want problems")
 	}
 	got := err.Error() + "\n"
-	if *update {
+	if *testkit.Update {
 		if err := os.WriteFile("testdata/bad.golden", []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -3,9 +3,8 @@ package decide
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
-	"os"
 	"testing"
 	"time"
 
@@ -14,8 +13,6 @@ import (
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // The fixture: DESIGN.md's example experiment, 10 days in.
 var (
@@ -128,27 +125,7 @@ func ptr2[T any](v T) *T { return &v }
 // compileSchema compiles the published readout schema, read from disk (the
 // schemas module does not embed it).
 func compileSchema(t testing.TB) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("../../schemas/readout.schema.json")
-	if err != nil {
-		t.Fatalf("open schema: %v", err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatalf("read schema: %v", err)
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	const id = "https://github.com/verdictlabs/verdict/schemas/readout.schema.json"
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatalf("add schema: %v", err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatalf("compile schema: %v", err)
-	}
-	return s
+	return testkit.Schema(t, "../../schemas/readout.schema.json", "https://github.com/verdictlabs/verdict/schemas/readout.schema.json")
 }
 
 // encode stamps a readout as the publisher would and checks it against the

@@ -2,8 +2,8 @@ package decide
 
 import (
 	"fmt"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -482,21 +482,4 @@ func labelText(l readout.Label) string {
 	return string(l)
 }
 
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (go test -update creates it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
-}
+func golden(t *testing.T, path string, got []byte) { t.Helper(); testkit.Golden(t, path, got) }

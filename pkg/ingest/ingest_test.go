@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"go.uber.org/goleak"
 	"os"
 	"os/exec"
@@ -216,17 +217,7 @@ func (e *env) dlqMessages(t *testing.T) uint64 {
 // what cond last said.
 func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached after %v: %s", timeout, state)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, 200*time.Millisecond, cond)
 }
 
 func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {

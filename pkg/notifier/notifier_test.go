@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"io"
 	"mime"
 	"net"
@@ -152,16 +153,7 @@ func (s *mailServer) received() []received {
 }
 
 // freeAddr is a local address nothing listens on (yet).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+func freeAddr(t *testing.T) string { return testkit.FreeAddr(t) }
 
 type harness struct {
 	t   *testing.T
@@ -364,13 +356,7 @@ func (h *harness) waitHandled() {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 20*time.Second, 50*time.Millisecond, func() (bool, string) { return cond(), "waiting for " + what })
 }
 
 func subjects(rs []received) []string {

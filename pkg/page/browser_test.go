@@ -3,7 +3,7 @@ package page
 import (
 	"bytes"
 	"context"
-	"flag"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"image/png"
 	"net/http/httptest"
 	"os"
@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite docs/readout-page.png with the browser test's screenshot")
 
 // chromium finds Debian's chromium. The browser test fails, rather than
 // skips, without it: `make test` installs it (apt-get install -y chromium).
@@ -82,7 +80,7 @@ func TestBrowser(t *testing.T) {
 	if s := img.Bounds().Size(); s.X != 1100 || s.Y != 1900 {
 		t.Errorf("screenshot is %v, want 1100x1900", s)
 	}
-	if *update {
+	if *testkit.Update {
 		if err := os.WriteFile(filepath.Join("..", "..", "docs", "readout-page.png"), b, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,37 +16,12 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
 // schemaPath is the published schema. It is read from disk rather than
 // embedded because schemas/doc.go belongs to the schemas module's owners.
 const schemaPath = "../../schemas/readout.schema.json"
 
 func compileSchema(t testing.TB) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open(schemaPath)
-	if err != nil {
-		t.Fatalf("open schema: %v", err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatalf("read schema: %v", err)
-	}
-	id, _ := doc.(map[string]any)["$id"].(string)
-	if id == "" {
-		t.Fatal("readout schema has no $id")
-	}
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatalf("add schema: %v", err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatalf("compile schema: %v", err)
-	}
-	return s
+	return testkit.Schema(t, schemaPath, "https://github.com/verdictlabs/verdict/schemas/readout.schema.json")
 }
 
 func validate(s *jsonschema.Schema, data []byte) error {
@@ -186,7 +161,7 @@ func TestGolden(t *testing.T) {
 			}
 			got = append(got, '\n')
 			path := filepath.Join("testdata", name+".json")
-			if *update {
+			if *testkit.Update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
 				}

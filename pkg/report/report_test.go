@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"flag"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"image/png"
 	"io"
 	"mime"
@@ -21,8 +21,6 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/readout"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // fixtures are realistic readouts written by package decide
 // (decide/testdata/realistic), copied here with real owner addresses so
@@ -190,25 +188,7 @@ func TestRenderEmailGolden(t *testing.T) {
 	}
 }
 
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update): %v", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
-}
+func golden(t *testing.T, path, got string) { t.Helper(); testkit.Golden(t, path, []byte(got)) }
 
 func TestSubjects(t *testing.T) {
 	fx := fixtures(t)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -1270,17 +1271,7 @@ func publish(t *testing.T, js jetstream.JetStream, evs []event.Event, withoutID 
 // what cond last said.
 func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not reached after %v: %s", timeout, state)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testkit.WaitFor(t, timeout, 200*time.Millisecond, cond)
 }
 
 // TestRunStopsWhenCancelledMidEvaluation cancels Run while it evaluates:

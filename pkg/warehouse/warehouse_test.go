@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -296,15 +297,7 @@ func TestReachable(t *testing.T) {
 	}
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+var freeAddr = testkit.FreeAddr
 
 type row []any
 

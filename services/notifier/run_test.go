@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"io"
 	"net"
 	"net/http"
@@ -114,13 +115,7 @@ func TestRun(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.WaitFor(t, 20*time.Second, 50*time.Millisecond, func() (bool, string) { return cond(), "waiting for " + what })
 }
 
 // syncWriter serialises writes from the service's goroutines.

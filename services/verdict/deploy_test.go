@@ -14,9 +14,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -891,15 +891,7 @@ func (p *testPrometheus) get(ctx context.Context, path string, v any) error {
 	return nil
 }
 
-func deployFreeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func deployFreeAddr(t *testing.T) string { return testkit.FreeAddr(t) }
 
 // deploySyncBuffer is a bytes.Buffer safe for concurrent writers.
 type deploySyncBuffer struct {

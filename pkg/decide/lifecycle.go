@@ -246,4 +246,4 @@ func decidedText(l Lifecycle) string {
 }
 
 // clock formats a time for the reasons: "2 Dec 2026 14:05:09 UTC".
-func clock(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05 MST") }
+func clock(t time.Time) string { return readout.Clock(t) }

@@ -61,7 +61,7 @@ func quote(m *metric, v float64) string {
 	case m.kind == stats.Proportion:
 		return points(v)
 	}
-	return num(v)
+	return readout.Number(v, true)
 }
 
 // points formats a difference of shares in percentage points: 0.028 →
@@ -162,18 +162,18 @@ func ruledOut(m *metric, named bool) (string, bool) {
 
 func (x *experiment) segmentLine(w win) string {
 	if x.segmentFamily == 1 {
-		return fmt.Sprintf("For %s = %s, %s, with no guardrail harm there.", w.seg.dim, w.seg.value, x.change(w.m, "p "+pvalue(w.adjusted)))
+		return fmt.Sprintf("For %s = %s, %s, with no guardrail harm there.", w.seg.dim, w.seg.value, x.change(w.m, readout.PValue(w.adjusted)))
 	}
-	return fmt.Sprintf("For %s = %s, %s, still significant after correcting for %d segment comparisons (adjusted p %s), with no guardrail harm there.",
-		w.seg.dim, w.seg.value, x.change(w.m), x.segmentFamily, pvalue(w.adjusted))
+	return fmt.Sprintf("For %s = %s, %s, still significant after correcting for %d segment comparisons (adjusted %s), with no guardrail harm there.",
+		w.seg.dim, w.seg.value, x.change(w.m), x.segmentFamily, readout.PValue(w.adjusted))
 }
 
 func (x *experiment) secondaryLine(w win) string {
 	if x.secondaryFam == 1 {
-		return x.change(w.m, "p "+pvalue(w.adjusted)) + "."
+		return x.change(w.m, readout.PValue(w.adjusted)) + "."
 	}
-	return fmt.Sprintf("%s, still significant after correcting for %d secondary-metric comparisons (adjusted p %s).",
-		x.change(w.m), x.secondaryFam, pvalue(w.adjusted))
+	return fmt.Sprintf("%s, still significant after correcting for %d secondary-metric comparisons (adjusted %s).",
+		x.change(w.m), x.secondaryFam, readout.PValue(w.adjusted))
 }
 
 // stopLines say which of rule 5's stopping conditions hold for the arm.
@@ -183,7 +183,7 @@ func (x *experiment) stopLines(a *arm) []string {
 		f = append(f, fmt.Sprintf("The planned sample is reached: %s units per variant.", readout.Count(int64(x.targetPerArm))))
 	}
 	if a.ended {
-		f = append(f, fmt.Sprintf("The planned end date, %s, has passed.", day(*x.in.Experiment.End)))
+		f = append(f, fmt.Sprintf("The planned end date, %s, has passed.", readout.Date(*x.in.Experiment.End)))
 	}
 	if a.futile && !a.planned && !a.ended {
 		for _, m := range a.with(readout.Primary) {
@@ -398,8 +398,8 @@ func (x *experiment) invalidReasons() []string {
 	var out []string
 	if x.srmInvalid {
 		c := x.counts[x.worstVariant]
-		out = append(out, fmt.Sprintf("Sample ratio mismatch: %s got %s of units where %s was planned (p %s). Fix the assignment before reading results.",
-			c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare), pvalue(x.srmP)))
+		out = append(out, fmt.Sprintf("Sample ratio mismatch: %s got %s of units where %s was planned (%s). Fix the assignment before reading results.",
+			c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare), readout.PValue(x.srmP)))
 	}
 	if x.contaminated {
 		out = append(out, fmt.Sprintf("%s of units (%s) saw more than one variant, above the %s that is tolerated. Fix the assignment so that each unit sees only one variant before reading results.",
@@ -436,7 +436,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 		}
 		var when string
 		if eta := x.eta(); eta != nil {
-			when = "a decision is expected around " + day(*eta)
+			when = "a decision is expected around " + readout.Date(*eta)
 		}
 		switch {
 		case frac != "" && when != "":
@@ -620,11 +620,11 @@ func (x *experiment) readout() readout.Readout {
 	case r.Status == readout.Collecting:
 		if eta := x.eta(); eta != nil {
 			if end := e.End; end != nil && eta.Equal(*end) && !x.in.Now.Before(*end) {
-				r.Reasons = append(r.Reasons, fmt.Sprintf("The planned end, %s, has passed: the decision waits for the data above.", day(*end)))
+				r.Reasons = append(r.Reasons, fmt.Sprintf("The planned end, %s, has passed: the decision waits for the data above.", readout.Date(*end)))
 			} else if end != nil && eta.Equal(*end) {
-				r.Reasons = append(r.Reasons, fmt.Sprintf("A decision is due by the planned end, %s.", day(*end)))
+				r.Reasons = append(r.Reasons, fmt.Sprintf("A decision is due by the planned end, %s.", readout.Date(*end)))
 			} else {
-				r.Reasons = append(r.Reasons, fmt.Sprintf("At the current traffic (about %s units a day) a decision is expected around %s.", readout.Count(int64(math.Round(x.unitsPerDay))), day(*eta)))
+				r.Reasons = append(r.Reasons, fmt.Sprintf("At the current traffic (about %s units a day) a decision is expected around %s.", readout.Count(int64(math.Round(x.unitsPerDay))), readout.Date(*eta)))
 			}
 		}
 		r.Reasons = append(r.Reasons, "Next: keep the experiment running; do not act on these numbers yet.")

@@ -91,17 +91,20 @@ func TestFormat(t *testing.T) {
 		{readout.Share(0.5), "50%"},
 		{readout.Share(1.0 / 3), "33.3%"},
 		{readout.Share(0.602), "60.2%"},
-		{num(0.0123), "+0.0123"},
-		{num(-1234.5), "-1230"},
-		{num(2.5e7), "+2.5e+07"},
-		{num(0), "0"},
+		{readout.Number(0.0123, true), "+0.0123"},
+		{readout.Number(-1234.56, true), "-1235"},
+		{readout.Number(2.5e7, true), "+2.5e+07"},
+		{readout.Number(0.5, false), "0.5"},
+		{readout.Number(0, true), "0"},
 		{readout.Count(31204), "31,204"},
 		{readout.Count(999), "999"},
 		{readout.Count(1234567), "1,234,567"},
-		{pvalue(0.0004), "< 0.001"},
-		{pvalue(0.0042), "= 0.0042"},
-		{pvalue(0.35), "= 0.35"},
-		{day(time.Date(2026, 11, 20, 23, 0, 0, 0, time.FixedZone("x", -3600))), "21 Nov 2026"},
+		{readout.PValue(0.0004), "p < 0.001"},
+		{readout.PValue(0.0042), "p = 0.0042"},
+		{readout.PValue(0.35), "p = 0.35"},
+		{readout.PValue(0.997), "p = 1"},
+		{readout.Date(time.Date(2026, 11, 20, 23, 0, 0, 0, time.FixedZone("x", -3600))), "21 Nov 2026"},
+		{readout.Time(time.Date(2026, 11, 20, 23, 5, 9, 0, time.FixedZone("x", -3600))), "21 Nov 2026 00:05 UTC"},
 		{join([]string{"a", "b", "c"}), "a, b and c"},
 	}
 	for i, tt := range tests {
@@ -255,7 +258,7 @@ func checkQuotes(t *testing.T, r readout.Readout) {
 		if rel != nil && control > 0 {
 			quoted[readout.Percent(rel[0])+" to "+readout.Percent(rel[1])] = true
 		}
-		quoted[num(ci[0])+" to "+num(ci[1])] = true
+		quoted[readout.Number(ci[0], true)+" to "+readout.Number(ci[1], true)] = true
 		quoted[points(ci[0])+" to "+points(ci[1])] = true
 	}
 	for _, a := range r.Arms {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Number formats for people. The reasons (package decide), the email and
@@ -68,3 +69,50 @@ func Count(n int64) string {
 	}
 	return b.String()
 }
+
+// Number formats a number for people: four significant digits, without an
+// exponent from 0.0001 up to ten million; signed puts "+" before a
+// positive one ("+0.01235", "-12.5", "1,234" is Count's).
+func Number(f float64, signed bool) string {
+	if f == 0 || math.IsNaN(f) {
+		return "0"
+	}
+	a := math.Abs(f)
+	s := strconv.FormatFloat(a, 'g', 4, 64)
+	if a >= 1e-4 && a < 1e7 {
+		if x, err := strconv.ParseFloat(s, 64); err == nil {
+			s = strconv.FormatFloat(x, 'f', -1, 64)
+		}
+	}
+	switch {
+	case f < 0:
+		return "-" + s
+	case signed:
+		return "+" + s
+	}
+	return s
+}
+
+// PValue formats a p-value with its name, as people read them: "p <
+// 0.001", "p = 0.0042", "p = 0.31" (two significant digits), "p = 1" from
+// 0.995 on.
+func PValue(p float64) string {
+	switch {
+	case p < 0.001:
+		return "p < 0.001"
+	case p >= 0.995:
+		return "p = 1"
+	}
+	return "p = " + strconv.FormatFloat(p, 'g', 2, 64)
+}
+
+// Date formats a day for people, in UTC: "20 Nov 2026".
+func Date(t time.Time) string { return t.UTC().Format("2 Jan 2006") }
+
+// Time formats a moment for people, in UTC, to the minute: "20 Nov 2026
+// 14:03 UTC".
+func Time(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }
+
+// Clock is Time to the second, where seconds matter (a decision's hold of
+// 30 seconds): "20 Nov 2026 14:03:05 UTC".
+func Clock(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05 UTC") }

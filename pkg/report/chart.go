@@ -200,7 +200,7 @@ func layoutChart(r readout.Readout) scene {
 				rw.ok, rw.est, rw.lo, rw.hi = true, *m.RelEffect, m.RelCI[0], m.RelCI[1]
 				rw.value, rw.ci = readout.Percent(*m.RelEffect), "["+readout.Percent(m.RelCI[0])+", "+readout.Percent(m.RelCI[1])+"]"
 			} else {
-				rw.value, rw.ci = num(m.AbsEffect, true), "absolute"
+				rw.value, rw.ci = readout.Number(m.AbsEffect, true), "absolute"
 			}
 			if m.Role == readout.Guardrail && m.Margin != nil {
 				mg := *m.Margin
@@ -228,7 +228,7 @@ func layoutChart(r readout.Readout) scene {
 			rw.ok, rw.est, rw.lo, rw.hi = true, *s.RelEffect, s.RelCI[0], s.RelCI[1]
 			rw.value, rw.ci = readout.Percent(*s.RelEffect), "["+readout.Percent(s.RelCI[0])+", "+readout.Percent(s.RelCI[1])+"]"
 		} else {
-			rw.value, rw.ci = num(s.AbsEffect, true), "absolute"
+			rw.value, rw.ci = readout.Number(s.AbsEffect, true), "absolute"
 		}
 		salvage = append(salvage, rw)
 	}

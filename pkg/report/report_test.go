@@ -317,11 +317,11 @@ func TestLifecycleLine(t *testing.T) {
 	}{
 		{"nothing yet", readout.Readout{Status: readout.Collecting, CandidateStatus: readout.Collecting}, ""},
 		{"holding", readout.Readout{Status: readout.Collecting, Candidate: readout.Salvage, CandidateStatus: readout.Decided, CandidateSince: &at},
-			"Candidate SALVAGE since 2026-12-02 14:05 UTC, holding before it is the decision."},
+			"Candidate SALVAGE since 2 Dec 2026 14:05 UTC, holding before it is the decision."},
 		{"invalid holding", readout.Readout{Status: readout.Collecting, CandidateStatus: readout.Invalid, CandidateSince: &at},
-			"Candidate INVALID since 2026-12-02 14:05 UTC, holding before it is final."},
+			"Candidate INVALID since 2 Dec 2026 14:05 UTC, holding before it is final."},
 		{"decided, provisional", readout.Readout{Status: readout.Decided, Label: readout.Pivot, DecidedAt: &at, Provisional: true, Health: readout.Health{Backlog: 12000}},
-			"Provisional: ingest has 12,000 events still to land. Decided 2026-12-02 14:05 UTC: final unless the evidence reverses."},
+			"Provisional: ingest has 12,000 events still to land. Decided 2 Dec 2026 14:05 UTC: final unless the evidence reverses."},
 	}
 	for _, tt := range tests {
 		if got := LifecycleLine(tt.r); got != tt.want {

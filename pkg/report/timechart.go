@@ -137,7 +137,7 @@ func layoutTimeChart(r readout.Readout) (scene, bool) {
 			panel(panelRight, s.SinceExposure, "that day alone, by day since exposure")
 			p := s.Cumulative[len(s.Cumulative)-1]
 			desc = append(desc, fmt.Sprintf("%s: %d days, last %s%s [%s, %s]; %s.", label, len(s.Cumulative),
-				num(p.AbsEffect*scale, true), unit, num(p.CI[0]*scale, true), num(p.CI[1]*scale, true), line))
+				readout.Number(p.AbsEffect*scale, true), unit, readout.Number(p.CI[0]*scale, true), readout.Number(p.CI[1]*scale, true), line))
 			y = top + seriesPlotH + seriesAxisH + seriesGap
 		}
 	}
@@ -176,12 +176,12 @@ func late(n *readout.Novelty) string {
 
 // pointTitle is a point's tooltip.
 func pointTitle(metric string, p readout.Point, scale float64, unit string) string {
-	return fmt.Sprintf("%s, day %d: %s%s [%s, %s] over %d units", metric, p.Day, num(p.AbsEffect*scale, true), unit, num(p.CI[0]*scale, true), num(p.CI[1]*scale, true), p.Units)
+	return fmt.Sprintf("%s, day %d: %s%s [%s, %s] over %d units", metric, p.Day, readout.Number(p.AbsEffect*scale, true), unit, readout.Number(p.CI[0]*scale, true), readout.Number(p.CI[1]*scale, true), p.Units)
 }
 
 // tickText is a tick of the metric's scale.
 func tickText(t float64, unit string) string {
-	return num(math.Round(t*1e9)/1e9, true) + unit
+	return readout.Number(math.Round(t*1e9)/1e9, true) + unit
 }
 
 // dayTicks are up to 6 days from first to last, round where they can be.

@@ -166,8 +166,8 @@ func NewView(r readout.Readout, o ViewOptions) View {
 				Metric:    m.Metric,
 				Role:      string(m.Role),
 				Better:    "higher is better",
-				Control:   num(m.Control.Mean, false),
-				Treatment: num(m.Treatment.Mean, false),
+				Control:   readout.Number(m.Control.Mean, false),
+				Treatment: readout.Number(m.Treatment.Mean, false),
 				PValue:    pSaying(m.PValue, "no evidence yet"),
 				Outcome:   m.Outcome,
 				Color:     outcomeColor(m.Outcome),
@@ -197,8 +197,8 @@ func NewView(r readout.Readout, o ViewOptions) View {
 				row.Effect = readout.Percent(*m.RelEffect)
 				row.Interval = readout.Percent(m.RelCI[0]) + " to " + readout.Percent(m.RelCI[1])
 			} else {
-				row.Effect = num(m.AbsEffect, true)
-				row.Interval = num(m.CI[0], true) + " to " + num(m.CI[1], true) + " (absolute)"
+				row.Effect = readout.Number(m.AbsEffect, true)
+				row.Interval = readout.Number(m.CI[0], true) + " to " + readout.Number(m.CI[1], true) + " (absolute)"
 			}
 			switch m.Outcome {
 			case readout.Better:
@@ -234,15 +234,15 @@ func NewView(r readout.Readout, o ViewOptions) View {
 			Arm:       s.Variant,
 			Where:     where(s),
 			Metric:    s.Metric,
-			AdjustedP: "adjusted " + pEquals(s.AdjustedPValue),
+			AdjustedP: "adjusted " + readout.PValue(s.AdjustedPValue),
 			Units:     readout.Count(int64(s.Control.N + s.Treatment.N)),
 		}
 		if s.RelEffect != nil && s.RelCI != nil {
 			row.Effect = readout.Percent(*s.RelEffect)
 			row.Interval = readout.Percent(s.RelCI[0]) + " to " + readout.Percent(s.RelCI[1])
 		} else {
-			row.Effect = num(s.AbsEffect, true)
-			row.Interval = num(s.CI[0], true) + " to " + num(s.CI[1], true) + " (absolute)"
+			row.Effect = readout.Number(s.AbsEffect, true)
+			row.Interval = readout.Number(s.CI[0], true) + " to " + readout.Number(s.CI[1], true) + " (absolute)"
 		}
 		v.Salvage = append(v.Salvage, row)
 	}
@@ -304,7 +304,7 @@ func health(h readout.Health) []HealthRow {
 		rows = append(rows, HealthRow{
 			Check: "Arms alike before exposure (" + im.Metric + ")",
 			Result: fmt.Sprintf("%s averaged %s before exposure against control's %s (%s): the arms differed before the experiment; read its effects with doubt",
-				im.Variant, num(im.TreatmentMean, false), num(im.ControlMean, false), pEquals(im.PValue)),
+				im.Variant, readout.Number(im.TreatmentMean, false), readout.Number(im.ControlMean, false), readout.PValue(im.PValue)),
 			OK: false,
 		})
 	}
@@ -312,7 +312,7 @@ func health(h readout.Health) []HealthRow {
 }
 
 func progress(p readout.Progress, decided bool) ProgressView {
-	v := ProgressView{Units: readout.Count(p.Units), Target: "not planned yet", Percent: "—", Power: "—", PerDay: "—", ETA: "—", Start: day(p.Start), End: "none"}
+	v := ProgressView{Units: readout.Count(p.Units), Target: "not planned yet", Percent: "—", Power: "—", PerDay: "—", ETA: "—", Start: readout.Date(p.Start), End: "none"}
 	if p.Target != nil {
 		v.Target = readout.Count(*p.Target)
 	}
@@ -327,10 +327,10 @@ func progress(p readout.Progress, decided bool) ProgressView {
 		v.PerDay = readout.Count(int64(*p.UnitsPerDay + 0.5))
 	}
 	if p.ETA != nil {
-		v.ETA = day(*p.ETA)
+		v.ETA = readout.Date(*p.ETA)
 	}
 	if p.End != nil {
-		v.End = day(*p.End)
+		v.End = readout.Date(*p.End)
 	}
 	if p.Start.IsZero() {
 		v.Start = "—"
@@ -373,7 +373,7 @@ func Why(r readout.Readout) string {
 	case "INVALID":
 		if r.Health.SRM == readout.SRMMismatch {
 			if p := r.Health.SRMPValue; p != nil {
-				return "sample ratio mismatch (" + pEquals(*p) + ")"
+				return "sample ratio mismatch (" + readout.PValue(*p) + ")"
 			}
 			return "sample ratio mismatch"
 		}
@@ -453,7 +453,7 @@ func Why(r readout.Readout) string {
 		parts = append(parts, readout.Count(p.Units)+" units so far")
 	}
 	if p.ETA != nil {
-		parts = append(parts, "decision expected "+day(*p.ETA))
+		parts = append(parts, "decision expected "+readout.Date(*p.ETA))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -475,7 +475,7 @@ func effect(rel *float64, abs float64) string {
 	if rel != nil {
 		return readout.Percent(*rel)
 	}
-	return num(abs, true)
+	return readout.Number(abs, true)
 }
 
 // Subject is the email subject: "[verdict] <experiment>: <VERDICT> — <why>",

@@ -118,7 +118,7 @@ func printReadout(w io.Writer, r readout.Readout) {
 	if r.Label != readout.NoLabel {
 		verdict = strings.ToUpper(string(r.Label))
 	}
-	fmt.Fprintf(w, "%s   (%s, version %d, data through %s)\n\n", verdict, r.Status, r.Version, r.DataThrough.UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(w, "%s   (%s, version %d, data through %s)\n\n", verdict, r.Status, r.Version, readout.Time(r.DataThrough))
 	fmt.Fprintln(w, r.Summary)
 	if l := report.LifecycleLine(r); l != "" {
 		fmt.Fprintln(w, l)
@@ -140,18 +140,20 @@ func printReadout(w io.Writer, r readout.Readout) {
 		for _, m := range arm.Metrics {
 			rel := "n/a"
 			if m.RelEffect != nil {
-				rel = fmt.Sprintf("%+.2f%%", 100**m.RelEffect)
+				rel = readout.Percent(*m.RelEffect)
 				if m.RelCI != nil {
-					rel += fmt.Sprintf(" [%+.2f%%, %+.2f%%]", 100*m.RelCI[0], 100*m.RelCI[1])
+					rel += " [" + readout.Percent(m.RelCI[0]) + ", " + readout.Percent(m.RelCI[1]) + "]"
 				}
 			}
 			sig := ""
 			if m.Significant {
 				sig = " *"
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%.4g (n=%.0f)\t%.4g (n=%.0f)\t%+.4g\t[%+.4g, %+.4g]\t%s\t%.3g%s\t\n",
-				m.Metric, m.Role, m.Control.Mean, m.Control.N, m.Treatment.Mean, m.Treatment.N,
-				m.AbsEffect, m.CI[0], m.CI[1], rel, m.PValue, sig)
+			fmt.Fprintf(tw, "  %s\t%s\t%s (n=%s)\t%s (n=%s)\t%s\t[%s, %s]\t%s\t%s%s\t\n",
+				m.Metric, m.Role, readout.Number(m.Control.Mean, false), readout.Count(int64(m.Control.N)),
+				readout.Number(m.Treatment.Mean, false), readout.Count(int64(m.Treatment.N)),
+				readout.Number(m.AbsEffect, true), readout.Number(m.CI[0], true), readout.Number(m.CI[1], true), rel,
+				strings.TrimPrefix(readout.PValue(m.PValue), "p "), sig)
 		}
 		tw.Flush()
 		for _, u := range arm.Unavailable {
@@ -167,9 +169,9 @@ func printReadout(w io.Writer, r readout.Readout) {
 			}
 			rel := ""
 			if s.RelEffect != nil {
-				rel = fmt.Sprintf(" (%+.2f%%)", 100**s.RelEffect)
+				rel = " (" + readout.Percent(*s.RelEffect) + ")"
 			}
-			fmt.Fprintf(w, "  • %s: %s, effect %+.4g%s, adjusted p %.3g\n", s.Variant, where, s.AbsEffect, rel, s.AdjustedPValue)
+			fmt.Fprintf(w, "  • %s: %s, effect %s%s, adjusted %s\n", s.Variant, where, readout.Number(s.AbsEffect, true), rel, readout.PValue(s.AdjustedPValue))
 		}
 	}
 	fmt.Fprintln(w, "\nhealth:")
@@ -178,22 +180,22 @@ func printReadout(w io.Writer, r readout.Readout) {
 		if p := *r.Health.SRMPValue; p >= 0.995 {
 			srm += " (p = 1, no sign of a mismatch)"
 		} else {
-			srm += fmt.Sprintf(" (p = %.3g)", p)
+			srm += " (" + readout.PValue(p) + ")"
 		}
 	}
 	fmt.Fprintf(w, "  sample ratio: %s\n", srm)
 	for _, c := range r.Health.Counts {
-		fmt.Fprintf(w, "  %s: %d units (%.1f%%, planned %.1f%%)\n", c.Variant, c.Units, 100*c.ObservedShare, 100*c.ExpectedShare)
+		fmt.Fprintf(w, "  %s: %s units (%s, planned %s)\n", c.Variant, readout.Count(c.Units), readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare))
 	}
-	fmt.Fprintf(w, "  exposed to several variants: %d (%.2f%%)\n", r.Health.MultipleExposureCount, 100*r.Health.MultipleExposureRate)
+	fmt.Fprintf(w, "  exposed to several variants: %s (%s)\n", readout.Count(r.Health.MultipleExposureCount), readout.Rate(r.Health.MultipleExposureRate))
 	fmt.Fprintln(w, "progress:")
 	p := r.Progress
 	if p.Target != nil && p.Fraction != nil {
-		fmt.Fprintf(w, "  %d of %d planned units (%.1f%%)\n", p.Units, *p.Target, 100**p.Fraction)
+		fmt.Fprintf(w, "  %s of %s planned units (%s)\n", readout.Count(p.Units), readout.Count(*p.Target), readout.Share(*p.Fraction))
 	} else {
-		fmt.Fprintf(w, "  %d units; no planned sample yet\n", p.Units)
+		fmt.Fprintf(w, "  %s units; no planned sample yet\n", readout.Count(p.Units))
 	}
 	if p.ETA != nil {
-		fmt.Fprintf(w, "  decision expected around %s\n", p.ETA.UTC().Format("2006-01-02"))
+		fmt.Fprintf(w, "  decision expected around %s\n", readout.Date(*p.ETA))
 	}
 }

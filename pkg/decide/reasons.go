@@ -244,145 +244,19 @@ func (x *experiment) futilityHeld(a *arm) string {
 func (x *experiment) explain(a *arm) {
 	var f []string
 	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
-	primaries := a.with(readout.Primary)
-	guardrails := a.with(readout.Guardrail)
-
 	switch a.rule {
 	case ruleInvalid:
-		add("Not judged: the data cannot be trusted (see the experiment's health).")
-
+		f = x.explainInvalid(a)
 	case ruleHarm:
-		var keys []string
-		for _, m := range a.harmed() {
-			keys = append(keys, m.key)
-			if m.margin == 0 {
-				add("Guardrail %s: it was not allowed to get worse at all.", x.change(m))
-			} else {
-				add("Guardrail %s: worse than its %s margin allows.", x.change(m), marginText(m))
-			}
-		}
-		for _, m := range primaries {
-			if m.ok {
-				add("%s.", x.change(m))
-			} else {
-				f = append(f, unmeasured(m))
-			}
-		}
-		a.next = fmt.Sprintf("Next: do not ship %s; find out why %s got worse and fix that before testing again.", a.variant, join(keys))
-
+		f = x.explainHarm(a)
 	case rulePersevere:
-		for _, m := range primaries {
-			add("%s.", x.change(m))
-			if s := noveltyLine(m); s != "" {
-				f = append(f, s)
-			}
-		}
-		for _, m := range guardrails {
-			add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
-		}
-		a.next = fmt.Sprintf("Next: roll out %s to everyone.", a.variant)
-
+		f = x.explainPersevere(a)
 	case ruleSalvage:
-		for _, m := range primaries {
-			if m.ok {
-				add("Overall, %s.", x.change(m))
-			} else {
-				f = append(f, unmeasured(m))
-			}
-		}
-		var where, what []string
-		for _, w := range a.segmentWins {
-			f = append(f, x.segmentLine(w))
-			seg := w.seg.dim + " = " + w.seg.value
-			if !slices.Contains(where, seg) {
-				where = append(where, seg)
-			}
-		}
-		for _, w := range a.secondaryWins {
-			f = append(f, x.secondaryLine(w))
-			what = append(what, w.m.key)
-		}
-		var next []string
-		if len(where) > 0 {
-			next = append(next, fmt.Sprintf("keep %s for %s only and confirm it with a follow-up experiment there", a.variant, join(where)))
-		}
-		if len(what) > 0 {
-			next = append(next, fmt.Sprintf("keep the part of %s that moved %s and test it again with that as the primary metric", a.variant, join(what)))
-		}
-		a.next = "Next: " + strings.Join(next, "; also ") + "."
-		f = append(f, x.stopLines(a)...)
-
+		f = x.explainSalvage(a)
 	case ruleStop:
-		won := a.primaryWin()
-		for _, m := range primaries {
-			if m.ok {
-				add("%s.", x.change(m))
-			} else {
-				f = append(f, unmeasured(m))
-			}
-		}
-		if novel := a.novelty(); won && len(novel) > 0 {
-			for _, m := range novel {
-				f = append(f, noveltyLine(m))
-			}
-			a.next = fmt.Sprintf("Next: do not ship %s for its lift on %s: it was novelty that wore off. Keep the control experience, or test again for longer if the lasting part matters.", a.variant, join(keys(novel)))
-		} else if won {
-			var keys []string
-			for _, m := range guardrails {
-				switch {
-				case !m.ok:
-					f = append(f, unmeasured(m))
-				case !m.nonInferior:
-					add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
-				default:
-					continue
-				}
-				keys = append(keys, m.key)
-			}
-			a.next = fmt.Sprintf("Next: do not ship %s as it is; find out how it affects %s and test again with enough traffic to show it stays within its margin.", a.variant, join(keys))
-		} else {
-			for _, m := range primaries {
-				if m.better {
-					continue
-				}
-				if s, ok := ruledOut(m, true); ok {
-					f = append(f, upper(s)+".")
-				}
-			}
-			a.next = "Next: stop the experiment, keep the control experience and try a different idea."
-		}
-		f = append(f, x.stopLines(a)...)
-
+		f = x.explainStop(a)
 	case ruleCollect:
-		for _, m := range primaries {
-			switch {
-			case !m.ok:
-				add("%s cannot be measured yet: %s.", m.key, m.why)
-			case m.onlyNovelty():
-				add("%s, but it looks like novelty.", x.change(m))
-				f = append(f, noveltyLine(m))
-			case m.better:
-				add("%s, but every guardrail must also be shown to hold before acting on it.", x.change(m))
-			default:
-				add("%s: not conclusive yet.", x.so(m))
-			}
-		}
-		if a.primaryWin() && len(a.novelty()) == 0 {
-			for _, m := range guardrails {
-				switch {
-				case !m.ok:
-					f = append(f, unmeasured(m))
-				case !m.nonInferior:
-					add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
-				}
-			}
-		} else if s := earlySigns(a); s != "" {
-			f = append(f, s)
-		}
-		if a.futile && !a.stopped() {
-			f = append(f, x.futilityHeld(a))
-		}
-		a.next = "Next: keep the experiment running; do not act on these numbers yet."
+		f = x.explainCollect(a)
 	}
 	switch {
 	case a.rule >= ruleHarm && a.rule <= ruleSalvage && x.opt.bayesian && !a.planned && !a.ended:
@@ -391,6 +265,180 @@ func (x *experiment) explain(a *arm) {
 		add("Caution: this experiment uses a fixed-horizon test, which is only reliable once the planned sample is reached; this early result may change.")
 	}
 	a.findings = f
+}
+
+// explainInvalid is the findings of rule 1: the data cannot be trusted; it sets a.next.
+func (x *experiment) explainInvalid(a *arm) []string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	add("Not judged: the data cannot be trusted (see the experiment's health).")
+	return f
+}
+
+// explainHarm is the findings of rule 2: a guardrail beyond its margin; it sets a.next.
+func (x *experiment) explainHarm(a *arm) []string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	primaries := a.with(readout.Primary)
+	var keys []string
+	for _, m := range a.harmed() {
+		keys = append(keys, m.key)
+		if m.margin == 0 {
+			add("Guardrail %s: it was not allowed to get worse at all.", x.change(m))
+		} else {
+			add("Guardrail %s: worse than its %s margin allows.", x.change(m), marginText(m))
+		}
+	}
+	for _, m := range primaries {
+		if m.ok {
+			add("%s.", x.change(m))
+		} else {
+			f = append(f, unmeasured(m))
+		}
+	}
+	a.next = fmt.Sprintf("Next: do not ship %s; find out why %s got worse and fix that before testing again.", a.variant, join(keys))
+	return f
+}
+
+// explainPersevere is the findings of rule 3: the win, and what to expect of it; it sets a.next.
+func (x *experiment) explainPersevere(a *arm) []string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	primaries := a.with(readout.Primary)
+	guardrails := a.with(readout.Guardrail)
+	for _, m := range primaries {
+		add("%s.", x.change(m))
+		if s := noveltyLine(m); s != "" {
+			f = append(f, s)
+		}
+	}
+	for _, m := range guardrails {
+		add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
+	}
+	a.next = fmt.Sprintf("Next: roll out %s to everyone.", a.variant)
+	return f
+}
+
+// explainSalvage is the findings of rule 4: what to keep, and why; it sets a.next.
+func (x *experiment) explainSalvage(a *arm) []string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	primaries := a.with(readout.Primary)
+	for _, m := range primaries {
+		if m.ok {
+			add("Overall, %s.", x.change(m))
+		} else {
+			f = append(f, unmeasured(m))
+		}
+	}
+	var where, what []string
+	for _, w := range a.segmentWins {
+		f = append(f, x.segmentLine(w))
+		seg := w.seg.dim + " = " + w.seg.value
+		if !slices.Contains(where, seg) {
+			where = append(where, seg)
+		}
+	}
+	for _, w := range a.secondaryWins {
+		f = append(f, x.secondaryLine(w))
+		what = append(what, w.m.key)
+	}
+	var next []string
+	if len(where) > 0 {
+		next = append(next, fmt.Sprintf("keep %s for %s only and confirm it with a follow-up experiment there", a.variant, join(where)))
+	}
+	if len(what) > 0 {
+		next = append(next, fmt.Sprintf("keep the part of %s that moved %s and test it again with that as the primary metric", a.variant, join(what)))
+	}
+	a.next = "Next: " + strings.Join(next, "; also ") + "."
+	f = append(f, x.stopLines(a)...)
+	return f
+}
+
+// explainStop is the findings of rule 5: why it stopped, and what the data rules out; it sets a.next.
+func (x *experiment) explainStop(a *arm) []string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	primaries := a.with(readout.Primary)
+	guardrails := a.with(readout.Guardrail)
+	won := a.primaryWin()
+	for _, m := range primaries {
+		if m.ok {
+			add("%s.", x.change(m))
+		} else {
+			f = append(f, unmeasured(m))
+		}
+	}
+	if novel := a.novelty(); won && len(novel) > 0 {
+		for _, m := range novel {
+			f = append(f, noveltyLine(m))
+		}
+		a.next = fmt.Sprintf("Next: do not ship %s for its lift on %s: it was novelty that wore off. Keep the control experience, or test again for longer if the lasting part matters.", a.variant, join(keys(novel)))
+	} else if won {
+		var keys []string
+		for _, m := range guardrails {
+			switch {
+			case !m.ok:
+				f = append(f, unmeasured(m))
+			case !m.nonInferior:
+				add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
+			default:
+				continue
+			}
+			keys = append(keys, m.key)
+		}
+		a.next = fmt.Sprintf("Next: do not ship %s as it is; find out how it affects %s and test again with enough traffic to show it stays within its margin.", a.variant, join(keys))
+	} else {
+		for _, m := range primaries {
+			if m.better {
+				continue
+			}
+			if s, ok := ruledOut(m, true); ok {
+				f = append(f, upper(s)+".")
+			}
+		}
+		a.next = "Next: stop the experiment, keep the control experience and try a different idea."
+	}
+	f = append(f, x.stopLines(a)...)
+	return f
+}
+
+// explainCollect is the findings of rule 6: where it stands, and what it waits for; it sets a.next.
+func (x *experiment) explainCollect(a *arm) []string {
+	var f []string
+	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	primaries := a.with(readout.Primary)
+	guardrails := a.with(readout.Guardrail)
+	for _, m := range primaries {
+		switch {
+		case !m.ok:
+			add("%s cannot be measured yet: %s.", m.key, m.why)
+		case m.onlyNovelty():
+			add("%s, but it looks like novelty.", x.change(m))
+			f = append(f, noveltyLine(m))
+		case m.better:
+			add("%s, but every guardrail must also be shown to hold before acting on it.", x.change(m))
+		default:
+			add("%s: not conclusive yet.", x.so(m))
+		}
+	}
+	if a.primaryWin() && len(a.novelty()) == 0 {
+		for _, m := range guardrails {
+			switch {
+			case !m.ok:
+				f = append(f, unmeasured(m))
+			case !m.nonInferior:
+				add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
+			}
+		}
+	} else if s := earlySigns(a); s != "" {
+		f = append(f, s)
+	}
+	if a.futile && !a.stopped() {
+		f = append(f, x.futilityHeld(a))
+	}
+	a.next = "Next: keep the experiment running; do not act on these numbers yet."
+	return f
 }
 
 // invalidReasons says why the data cannot be trusted and what to do.

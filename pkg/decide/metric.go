@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"errors"
 	"time"
 
 	"fmt"
@@ -119,6 +120,14 @@ func (m *metric) onlyNovelty() bool {
 	return m.better && n != nil && n.Status == readout.NoveltyDecaying && (n.Late == nil || !n.Late.Better)
 }
 
+// eventsOf names the events a metric counts, for people.
+func eventsOf(m config.Metric) string {
+	if m.Kind == stats.Ratio && m.Numerator != nil {
+		return m.Numerator.Event + " events"
+	}
+	return m.Event + " events"
+}
+
 // read applies the definitions of DESIGN.md to one comparison.
 func read(c Comparison, r role) *metric {
 	m := &metric{key: c.Metric.Key, role: r.role, kind: c.Metric.Kind, sign: 1, margin: r.margin, quantile: c.Metric.Quantile, level: c.Metric.Level}
@@ -127,6 +136,11 @@ func read(c Comparison, r role) *metric {
 	}
 	if c.Err != nil {
 		m.why = c.Err.Error()
+		if errors.Is(c.Err, stats.ErrNoVariance) && c.Metric.Kind != stats.Quantile {
+			// The engine's words ("standard error 0") mean, to people,
+			// that nothing has happened yet.
+			m.why = "every unit has the same value so far (no " + eventsOf(c.Metric) + " yet)"
+		}
 		return m
 	}
 	if why := unusable(c.Result); why != "" {

@@ -222,7 +222,7 @@ func TestEvaluateUnavailable(t *testing.T) {
 				set(st, "control", "rev", "", "", meanArm(1000, 0, 0))
 				set(st, "b", "rev", "", "", meanArm(500, 0, 0))
 			},
-			want: map[string][]readout.Unavailable{"b": {{Metric: "rev", Role: readout.Secondary, Reason: "no variance"}}},
+			want: map[string][]readout.Unavailable{"b": {{Metric: "rev", Role: readout.Secondary, Reason: "every unit has the same value so far"}}},
 		},
 		{
 			name: "no cells at all",

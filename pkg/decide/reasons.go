@@ -464,37 +464,9 @@ func (x *experiment) invalidReasons() []string {
 func (x *experiment) summary(status readout.Status, best *arm, others []*arm) string {
 	switch status {
 	case readout.Invalid:
-		switch {
-		case x.unknown && !x.srmInvalid && !x.contaminated:
-			return fmt.Sprintf("Invalid: %s of units were exposed to a variant the definition does not list, so no result can be trusted.", readout.Share(x.unknownRate))
-		case x.srmInvalid && x.contaminated:
-			return fmt.Sprintf("Invalid: the split of units does not match the plan and %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
-		case x.srmInvalid:
-			c := x.counts[x.worstVariant]
-			return fmt.Sprintf("Invalid: sample ratio mismatch (%s got %s of units, %s was planned), so no result can be trusted.", c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare))
-		}
-		return fmt.Sprintf("Invalid: %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
+		return x.invalidSummary()
 	case readout.Collecting:
-		if len(x.blockers) > 0 {
-			return "Still collecting: " + strings.TrimPrefix(x.blockers[0], "No decision yet: ")
-		}
-		frac := ""
-		if t := x.target(); t > 0 {
-			frac = readout.Share(min(1, float64(x.units)/t)) + " of the planned sample so far"
-		}
-		var when string
-		if eta := x.eta(); eta != nil {
-			when = "a decision is expected around " + readout.Date(*eta)
-		}
-		switch {
-		case frac != "" && when != "":
-			return fmt.Sprintf("Still collecting: %s, and %s.", frac, when)
-		case frac != "":
-			return fmt.Sprintf("Still collecting: %s.", frac)
-		case when != "":
-			return fmt.Sprintf("Still collecting: no conclusive result yet; %s.", when)
-		}
-		return "Still collecting: no conclusive result yet."
+		return x.collectingSummary()
 	}
 
 	var first *metric
@@ -575,6 +547,44 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 		return fmt.Sprintf("Pivot: %s did not %s %s; %s.", best.variant, verb, m.key, s)
 	}
 	return fmt.Sprintf("Pivot: %s did not work.", best.variant)
+}
+
+// invalidSummary says in one sentence why the data cannot be trusted.
+func (x *experiment) invalidSummary() string {
+	switch {
+	case x.unknown && !x.srmInvalid && !x.contaminated:
+		return fmt.Sprintf("Invalid: %s of units were exposed to a variant the definition does not list, so no result can be trusted.", readout.Share(x.unknownRate))
+	case x.srmInvalid && x.contaminated:
+		return fmt.Sprintf("Invalid: the split of units does not match the plan and %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
+	case x.srmInvalid:
+		c := x.counts[x.worstVariant]
+		return fmt.Sprintf("Invalid: sample ratio mismatch (%s got %s of units, %s was planned), so no result can be trusted.", c.Variant, readout.Share(c.ObservedShare), readout.Share(c.ExpectedShare))
+	}
+	return fmt.Sprintf("Invalid: %s of units saw more than one variant, so no result can be trusted.", readout.Share(x.multiRate))
+}
+
+// collectingSummary says in one sentence how far the experiment is.
+func (x *experiment) collectingSummary() string {
+	if len(x.blockers) > 0 {
+		return "Still collecting: " + strings.TrimPrefix(x.blockers[0], "No decision yet: ")
+	}
+	frac := ""
+	if t := x.target(); t > 0 {
+		frac = readout.Share(min(1, float64(x.units)/t)) + " of the planned sample so far"
+	}
+	var when string
+	if eta := x.eta(); eta != nil {
+		when = "a decision is expected around " + readout.Date(*eta)
+	}
+	switch {
+	case frac != "" && when != "":
+		return fmt.Sprintf("Still collecting: %s, and %s.", frac, when)
+	case frac != "":
+		return fmt.Sprintf("Still collecting: %s.", frac)
+	case when != "":
+		return fmt.Sprintf("Still collecting: no conclusive result yet; %s.", when)
+	}
+	return "Still collecting: no conclusive result yet."
 }
 
 // less says how tied arms compare with the best on its first primary.

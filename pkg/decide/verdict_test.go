@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"errors"
 	"fmt"
 	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
@@ -118,6 +119,9 @@ func wantArm(a Arm, label readout.Label) readout.Arm {
 		switch {
 		case c == nil:
 			out.Unavailable = append(out.Unavailable, readout.Unavailable{Metric: key, Role: role, Reason: "no data was computed for it"})
+		case errors.Is(c.Err, stats.ErrNoVariance):
+			// Said in words: see read.
+			out.Unavailable = append(out.Unavailable, readout.Unavailable{Metric: key, Role: role, Reason: "every unit has the same value so far (no " + c.Metric.Event + " events yet)"})
 		case c.Err != nil:
 			out.Unavailable = append(out.Unavailable, readout.Unavailable{Metric: key, Role: role, Reason: c.Err.Error()})
 		default:

@@ -183,56 +183,7 @@ func fit(s string, size float64, bold bool, w float64) string {
 
 // layoutChart lays out the forest plot of r.
 func layoutChart(r readout.Readout) scene {
-	multi := len(r.Arms) > 1
-	var metrics, salvage []row
-	for _, a := range r.Arms {
-		for _, m := range a.Metrics {
-			rw := row{label: m.Metric, sub: string(m.Role), color: outcomeColor(m.Outcome)}
-			if multi {
-				rw.label = a.Variant + " · " + m.Metric
-			}
-			if m.Direction == "decrease" {
-				rw.sub += " · lower is better"
-			} else {
-				rw.sub += " · higher is better"
-			}
-			if m.RelEffect != nil && m.RelCI != nil {
-				rw.ok, rw.est, rw.lo, rw.hi = true, *m.RelEffect, m.RelCI[0], m.RelCI[1]
-				rw.value, rw.ci = readout.Percent(*m.RelEffect), "["+readout.Percent(m.RelCI[0])+", "+readout.Percent(m.RelCI[1])+"]"
-			} else {
-				rw.value, rw.ci = readout.Number(m.AbsEffect, true), "absolute"
-			}
-			if m.Role == readout.Guardrail && m.Margin != nil {
-				mg := *m.Margin
-				rw.marginBadAbove = m.Direction == "decrease"
-				if !rw.marginBadAbove {
-					mg = -mg
-				}
-				rw.margin = &mg
-				if m.BeyondMargin != nil && *m.BeyondMargin {
-					rw.color = outcomeColor(readout.Worse)
-				}
-			}
-			metrics = append(metrics, rw)
-		}
-	}
-	for _, s := range r.Salvage {
-		rw := row{label: where(s), sub: "salvage · " + s.Variant, color: colSalvage, diamond: true}
-		if s.Kind == readout.SalvageSegment {
-			rw.sub = "salvage · " + s.Metric
-			if multi {
-				rw.sub += " · " + s.Variant
-			}
-		}
-		if s.RelEffect != nil && s.RelCI != nil {
-			rw.ok, rw.est, rw.lo, rw.hi = true, *s.RelEffect, s.RelCI[0], s.RelCI[1]
-			rw.value, rw.ci = readout.Percent(*s.RelEffect), "["+readout.Percent(s.RelCI[0])+", "+readout.Percent(s.RelCI[1])+"]"
-		} else {
-			rw.value, rw.ci = readout.Number(s.AbsEffect, true), "absolute"
-		}
-		salvage = append(salvage, rw)
-	}
-
+	metrics, salvage := metricRows(r), salvageRows(r)
 	lo, hi := domain(append(append([]row{}, metrics...), salvage...))
 	ticks := niceTicks(lo, hi)
 	lo, hi = math.Min(lo, ticks[0]), math.Max(hi, ticks[len(ticks)-1])
@@ -256,46 +207,9 @@ func layoutChart(r readout.Readout) scene {
 		top := y
 		var bg, fg []shape
 		for i, rw := range rows {
-			cy := y + rowH/2
-			if i%2 == 1 {
-				bg = append(bg, shape{kind: rectShape, x: labelX - 4, y: y, w: valueX - labelX + 8, h: rowH, color: colStripe})
-			}
-			if rw.margin != nil {
-				// Shade the harmed side of the margin, then mark the margin.
-				mx := xOf(*rw.margin)
-				if rw.marginBadAbove {
-					bg = append(bg, shape{kind: rectShape, x: mx, y: y + 3, w: plotX1 - mx, h: rowH - 6, color: colHarm})
-				} else {
-					bg = append(bg, shape{kind: rectShape, x: plotX0, y: y + 3, w: mx - plotX0, h: rowH - 6, color: colHarm})
-				}
-				fg = append(fg, shape{kind: lineShape, x: mx, y: y + 3, h: rowH - 6, width: 1.5, color: colMargin, dash: true,
-					title: "guardrail margin " + readout.Percent(*rw.margin)})
-			}
-			fg = append(fg,
-				shape{kind: textShape, x: labelX, y: cy - 2, text: fit(rw.label, labelSize, false, plotX0-labelX-12), size: labelSize, color: colInk},
-				shape{kind: textShape, x: labelX, y: cy + 11, text: fit(rw.sub, smallSize, false, plotX0-labelX-12), size: smallSize, color: colMuted},
-				shape{kind: textShape, x: valueX, y: cy - 2, text: rw.value, size: labelSize, bold: true, color: rw.color, anchor: end},
-				shape{kind: textShape, x: valueX, y: cy + 11, text: rw.ci, size: smallSize, color: colMuted, anchor: end})
+			b, f := rowShapes(rw, i, y, lo, hi, xOf)
+			bg, fg = append(bg, b...), append(fg, f...)
 			y += rowH
-			if !rw.ok {
-				fg = append(fg, shape{kind: textShape, x: (plotX0 + plotX1) / 2, y: cy + 4, text: "no relative effect: control mean is 0", size: smallSize, color: colMuted, anchor: middle})
-				continue
-			}
-			tip := rw.label + ": " + rw.value + " " + rw.ci
-			a, b := xOf(math.Max(rw.lo, lo)), xOf(math.Min(rw.hi, hi))
-			fg = append(fg, shape{kind: lineShape, x: a, y: cy, w: b - a, width: 3, color: rw.color, title: tip})
-			if rw.lo < lo {
-				fg = append(fg, shape{kind: arrowShape, x: a, y: cy, w: -1, r: 5, color: rw.color})
-			}
-			if rw.hi > hi {
-				fg = append(fg, shape{kind: arrowShape, x: b, y: cy, w: 1, r: 5, color: rw.color})
-			}
-			ex := xOf(math.Min(math.Max(rw.est, lo), hi))
-			if rw.diamond {
-				fg = append(fg, shape{kind: diamondShape, x: ex, y: cy, r: 7, color: rw.color, title: tip})
-			} else {
-				fg = append(fg, shape{kind: circleShape, x: ex, y: cy, r: 5.5, color: rw.color, title: tip})
-			}
 		}
 		// Stripes and shading, then the grid and the zero line, then the
 		// marks and labels on top.
@@ -348,6 +262,112 @@ func layoutChart(r readout.Readout) scene {
 	sc.h = math.Ceil(y)
 	sc.title = chartTitle(r, metrics, salvage)
 	return sc
+}
+
+// metricRows are the chart's rows of every arm's metrics.
+func metricRows(r readout.Readout) []row {
+	multi := len(r.Arms) > 1
+	var metrics []row
+	for _, a := range r.Arms {
+		for _, m := range a.Metrics {
+			rw := row{label: m.Metric, sub: string(m.Role), color: outcomeColor(m.Outcome)}
+			if multi {
+				rw.label = a.Variant + " · " + m.Metric
+			}
+			if m.Direction == "decrease" {
+				rw.sub += " · lower is better"
+			} else {
+				rw.sub += " · higher is better"
+			}
+			rw.effect(m.RelEffect, m.RelCI, m.AbsEffect)
+			if m.Role == readout.Guardrail && m.Margin != nil {
+				mg := *m.Margin
+				rw.marginBadAbove = m.Direction == "decrease"
+				if !rw.marginBadAbove {
+					mg = -mg
+				}
+				rw.margin = &mg
+				if m.BeyondMargin != nil && *m.BeyondMargin {
+					rw.color = outcomeColor(readout.Worse)
+				}
+			}
+			metrics = append(metrics, rw)
+		}
+	}
+	return metrics
+}
+
+// salvageRows are the chart's rows of what is worth keeping.
+func salvageRows(r readout.Readout) []row {
+	var salvage []row
+	for _, s := range r.Salvage {
+		rw := row{label: where(s), sub: "salvage · " + s.Variant, color: colSalvage, diamond: true}
+		if s.Kind == readout.SalvageSegment {
+			rw.sub = "salvage · " + s.Metric
+			if len(r.Arms) > 1 {
+				rw.sub += " · " + s.Variant
+			}
+		}
+		rw.effect(s.RelEffect, s.RelCI, s.AbsEffect)
+		salvage = append(salvage, rw)
+	}
+	return salvage
+}
+
+// effect sets the row's mark and numbers: the relative effect and its
+// interval, or the absolute effect when there is no relative one.
+func (rw *row) effect(rel *float64, relCI *readout.Interval, abs float64) {
+	if rel != nil && relCI != nil {
+		rw.ok, rw.est, rw.lo, rw.hi = true, *rel, relCI[0], relCI[1]
+		rw.value, rw.ci = readout.Percent(*rel), "["+readout.Percent(relCI[0])+", "+readout.Percent(relCI[1])+"]"
+		return
+	}
+	rw.value, rw.ci = readout.Number(abs, true), "absolute"
+}
+
+// rowShapes lays out the ith row at y: its background (stripe, harmed
+// side of a margin) and its foreground (labels, numbers, interval, mark).
+func rowShapes(rw row, i int, y, lo, hi float64, xOf func(float64) float64) (bg, fg []shape) {
+	cy := y + rowH/2
+	if i%2 == 1 {
+		bg = append(bg, shape{kind: rectShape, x: labelX - 4, y: y, w: valueX - labelX + 8, h: rowH, color: colStripe})
+	}
+	if rw.margin != nil {
+		// Shade the harmed side of the margin, then mark the margin.
+		mx := xOf(*rw.margin)
+		if rw.marginBadAbove {
+			bg = append(bg, shape{kind: rectShape, x: mx, y: y + 3, w: plotX1 - mx, h: rowH - 6, color: colHarm})
+		} else {
+			bg = append(bg, shape{kind: rectShape, x: plotX0, y: y + 3, w: mx - plotX0, h: rowH - 6, color: colHarm})
+		}
+		fg = append(fg, shape{kind: lineShape, x: mx, y: y + 3, h: rowH - 6, width: 1.5, color: colMargin, dash: true,
+			title: "guardrail margin " + readout.Percent(*rw.margin)})
+	}
+	fg = append(fg,
+		shape{kind: textShape, x: labelX, y: cy - 2, text: fit(rw.label, labelSize, false, plotX0-labelX-12), size: labelSize, color: colInk},
+		shape{kind: textShape, x: labelX, y: cy + 11, text: fit(rw.sub, smallSize, false, plotX0-labelX-12), size: smallSize, color: colMuted},
+		shape{kind: textShape, x: valueX, y: cy - 2, text: rw.value, size: labelSize, bold: true, color: rw.color, anchor: end},
+		shape{kind: textShape, x: valueX, y: cy + 11, text: rw.ci, size: smallSize, color: colMuted, anchor: end})
+	if !rw.ok {
+		fg = append(fg, shape{kind: textShape, x: (plotX0 + plotX1) / 2, y: cy + 4, text: "no relative effect: control mean is 0", size: smallSize, color: colMuted, anchor: middle})
+		return bg, fg
+	}
+	tip := rw.label + ": " + rw.value + " " + rw.ci
+	a, b := xOf(math.Max(rw.lo, lo)), xOf(math.Min(rw.hi, hi))
+	fg = append(fg, shape{kind: lineShape, x: a, y: cy, w: b - a, width: 3, color: rw.color, title: tip})
+	if rw.lo < lo {
+		fg = append(fg, shape{kind: arrowShape, x: a, y: cy, w: -1, r: 5, color: rw.color})
+	}
+	if rw.hi > hi {
+		fg = append(fg, shape{kind: arrowShape, x: b, y: cy, w: 1, r: 5, color: rw.color})
+	}
+	ex := xOf(math.Min(math.Max(rw.est, lo), hi))
+	if rw.diamond {
+		fg = append(fg, shape{kind: diamondShape, x: ex, y: cy, r: 7, color: rw.color, title: tip})
+	} else {
+		fg = append(fg, shape{kind: circleShape, x: ex, y: cy, r: 5.5, color: rw.color, title: tip})
+	}
+	return bg, fg
 }
 
 func chartTitle(r readout.Readout, metrics, salvage []row) string {

@@ -60,6 +60,16 @@ type Arm struct {
 	SumProducts   float64 // Σxy
 }
 
+// Add counts one unit with value x (and, for a ratio, denominator y).
+func (a *Arm) Add(x, y float64) {
+	a.N++
+	a.Sum += x
+	a.SumSquares += x * x
+	a.DenSum += y
+	a.DenSumSquares += y * y
+	a.SumProducts += x * y
+}
+
 // Options choose the analysis.
 type Options struct {
 	// Alpha is the two-sided significance level, in (0, 1).

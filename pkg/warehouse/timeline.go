@@ -155,9 +155,10 @@ func (w *Warehouse) TimeStats(ctx context.Context, exp config.Experiment, metric
 			"event_set":    clickhouse.GroupSet{Value: set},
 			"max_seq":      uint64(math.MaxUint64),
 		})
+		// Every unit's rows: the range's own filter (exposuresWhere's
+		// {units}) is left empty.
 		fill := func(sql string) (string, string) {
-			sql = withDatabase(strings.ReplaceAll(sql, "{units}", ""), w.db)
-			return strings.ReplaceAll(sql, "{local}", ""), strings.ReplaceAll(sql, "{local}", LocalSuffix)
+			return w.rowsSQL(strings.ReplaceAll(sql, "{units}", ""), "", RowFilter{})
 		}
 		single, shard := fill(timelineUnitsSQL)
 		err := w.eachConn(ctx, single, shard, params, func(rows driver.Rows) error {
@@ -294,14 +295,6 @@ func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string
 	// The days since exposure of a window: the last may be short.
 	sinceDays := int((windowMS + dayMS - 1) / dayMS)
 
-	add := func(a *stats.Arm, x, y float64) {
-		a.N++
-		a.Sum += x
-		a.SumSquares += x * x
-		a.DenSum += y
-		a.DenSumSquares += y * y
-		a.SumProducts += x * y
-	}
 	counts, sums := make([]float64, len(events)), make([]float64, len(events))
 	reset := func() { clear(counts); clear(sums) }
 	put := func(b bucket) { counts[b.event] += b.count; sums[b.event] += b.sum }
@@ -377,7 +370,7 @@ func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string
 					x, y = capped(m.parts.value(counts, sums))
 				}
 				if firstDay <= d {
-					add(&cum[i], x, y)
+					cum[i].Add(x, y)
 				}
 			}
 			since, j := m.mt.SinceExposure[v], 0
@@ -389,7 +382,7 @@ func sumTimeline(exp config.Experiment, metrics []config.Metric, events []string
 					}
 				}
 				x, y := capped(m.parts.value(counts, sums))
-				add(&since[k], x, y)
+				since[k].Add(x, y)
 			}
 			if whole {
 				var ex, ey, lx, ly float64

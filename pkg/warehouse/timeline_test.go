@@ -93,14 +93,6 @@ func expectTime(exp config.Experiment, metrics []config.Metric, asOf time.Time, 
 		}
 		return x, y
 	}
-	add := func(a *stats.Arm, x, y float64) {
-		a.N++
-		a.Sum += x
-		a.SumSquares += x * x
-		a.DenSum += y
-		a.DenSumSquares += y * y
-		a.SumProducts += x * y
-	}
 	out := warehouse.TimeStats{AsOf: asOf, Split: time.Duration(exp.AttributionWindow) / 2, Metrics: map[string]*warehouse.MetricTime{}}
 	last := int((ms(asOf) - ms(exp.Start)) / dayMS)
 	for d := 0; d <= last; d++ {
@@ -161,7 +153,7 @@ func expectTime(exp config.Experiment, metrics []config.Metric, asOf time.Time, 
 					continue
 				}
 				x, y := value(m, u, func(tr track) bool { return tr.ms < cut })
-				add(&mt.Cumulative[v][i], min(x, capAt), y)
+				mt.Cumulative[v][i].Add(min(x, capAt), y)
 			}
 			for k := range sinceDays {
 				to := min(int64(k+1)*dayMS, windowMS)
@@ -169,7 +161,7 @@ func expectTime(exp config.Experiment, metrics []config.Metric, asOf time.Time, 
 					break
 				}
 				x, y := value(m, u, func(tr track) bool { return tr.ms-u.firstMS >= int64(k)*dayMS && tr.ms-u.firstMS < to })
-				add(&mt.SinceExposure[v][k], min(x, capAt), y)
+				mt.SinceExposure[v][k].Add(min(x, capAt), y)
 			}
 			if u.firstMS+windowMS <= ms(asOf) {
 				ex, ey := value(m, u, func(tr track) bool { return tr.ms-u.firstMS < windowMS/2 })

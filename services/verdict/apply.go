@@ -15,7 +15,6 @@ import (
 
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/configstore"
-	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -35,7 +34,7 @@ func runApply(ctx context.Context, args []string, getenv func(string) string, st
 	fs.SetOutput(stderr)
 	var names fileList
 	fs.Var(&names, "f", "definitions `FILE` (YAML or JSON), - for standard input; repeat for several")
-	natsURL := fs.String("nats-url", settings.Env(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	natsURL := natsURLFlag(fs, getenv)
 	dryRun := fs.Bool("dry-run", false, "check only, storing nothing: against the stored definitions when NATS answers, else the files alone")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: verdict apply [flags] -f FILE [-f FILE ...]")

@@ -89,13 +89,9 @@ func applyDemo(ctx context.Context, natsURL string, auth stream.Auth, replicas i
 	if err != nil {
 		return fmt.Errorf("demo definitions: %w", err)
 	}
-	opts, err := auth.Options()
+	nc, err := connectOnce(natsURL, auth, "verdict-demo")
 	if err != nil {
 		return err
-	}
-	nc, err := nats.Connect(natsURL, append(opts, nats.Name("verdict-demo"))...)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", stream.Redact(natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -158,13 +154,9 @@ var DemoLimits = func() stream.Limits {
 }()
 
 func demoTraffic(ctx context.Context, c upConfig, rate int, keepTraffic bool, stdout io.Writer) error {
-	opts, err := c.nats.Auth.Options()
+	nc, err := connectOnce(c.nats.URL, c.nats.Auth, "verdict-demo")
 	if err != nil {
 		return err
-	}
-	nc, err := nats.Connect(c.nats.URL, append(opts, nats.Name("verdict-demo"))...)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", stream.Redact(c.nats.URL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))

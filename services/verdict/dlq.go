@@ -1,21 +1,22 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/event"
-	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -25,7 +26,7 @@ import (
 func runDLQ(ctx context.Context, args []string, getenv func(string) string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verdict dlq", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats-url", settings.Env(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	natsURL := natsURLFlag(fs, getenv)
 	reason := fs.String("reason", "", "only the dead letters of this reason (e.g. missing_field)")
 	limit := fs.Int("limit", 20, "show: at most this many, the oldest first (0: all)")
 	asJSON := fs.Bool("json", false, "show: one JSON object per line, the event whole (for jq, and `verdict publish -` once fixed)")
@@ -56,13 +57,9 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, _ io
 	if *reason != "" && !slices.Contains(event.Reasons(), event.Reason(*reason)) {
 		return fmt.Errorf("dlq: no reason %q; the reasons are %s", *reason, joinReasons())
 	}
-	opts, err := stream.AuthFromEnv(getenv).Options()
+	nc, err := connectOnce(*natsURL, stream.AuthFromEnv(getenv), "verdict-dlq")
 	if err != nil {
 		return err
-	}
-	nc, err := nats.Connect(*natsURL, append(opts, nats.Name("verdict-dlq"))...)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", stream.Redact(*natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -180,15 +177,14 @@ func dlqList(ctx context.Context, s jetstream.Stream, filter string, w io.Writer
 	for _, n := range subjects {
 		total += n
 	}
-	fmt.Fprintf(w, "%d dead letters in %s, kept %s:\n", total, stream.DLQStream, kept(info.Config.MaxAge))
-	names := slices.Sorted(func(yield func(string) bool) {
-		for k := range subjects {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	slices.SortStableFunc(names, func(a, b string) int { return int(subjects[b]) - int(subjects[a]) })
+	kept := "until removed"
+	if info.Config.MaxAge > 0 {
+		kept = "for " + config.Duration(info.Config.MaxAge).String()
+	}
+	fmt.Fprintf(w, "%d dead letters in %s, kept %s:\n", total, stream.DLQStream, kept)
+	// Most first; a tie by name.
+	names := slices.Sorted(maps.Keys(subjects))
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(subjects[b], subjects[a]) })
 	for _, subj := range names {
 		m, err := s.GetLastMsgForSubject(ctx, subj)
 		if err != nil {
@@ -199,21 +195,6 @@ func dlqList(ctx context.Context, s jetstream.Stream, filter string, w io.Writer
 	}
 	fmt.Fprintln(w, "\nverdict dlq show --reason REASON lists them; verdict dlq replay sends again those that now pass.")
 	return nil
-}
-
-func kept(maxAge time.Duration) string {
-	if maxAge <= 0 {
-		return "until removed"
-	}
-	return "for " + short(maxAge)
-}
-
-// short writes whole days as "30d".
-func short(d time.Duration) string {
-	if d%(24*time.Hour) == 0 {
-		return fmt.Sprintf("%dd", d/(24*time.Hour))
-	}
-	return d.String()
 }
 
 // dlqReplay checks each dead letter again as ingest does and publishes

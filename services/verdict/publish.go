@@ -11,13 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/verdictlabs/verdict/pkg/event"
-	"github.com/verdictlabs/verdict/pkg/settings"
 	"github.com/verdictlabs/verdict/pkg/stream"
 )
 
@@ -27,7 +25,7 @@ import (
 func runPublish(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("verdict publish", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	natsURL := fs.String("nats-url", settings.Env(getenv, "VERDICT_NATS_URL", "nats://127.0.0.1:4222"), "NATS server URL (VERDICT_NATS_URL)")
+	natsURL := natsURLFlag(fs, getenv)
 	pending := fs.Int("max-pending", 4096, "most messages in flight without a JetStream ack")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	deadLetter := fs.Bool("dead-letter", false, "publish the events that fail the checks all the same, for ingest to dead-letter and count (see verdict dlq), instead of leaving them out")
@@ -68,13 +66,9 @@ it is published all the same, for ingest to dead-letter and count.
 		in = io.TeeReader(in, bar)
 	}
 
-	opts, err := stream.AuthFromEnv(getenv).Options()
+	nc, err := connectOnce(*natsURL, stream.AuthFromEnv(getenv), "verdict-publish")
 	if err != nil {
 		return err
-	}
-	nc, err := nats.Connect(*natsURL, append(opts, nats.Name("verdict-publish"))...)
-	if err != nil {
-		return fmt.Errorf("connect to %s: %w", stream.Redact(*natsURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(*pending))

@@ -91,11 +91,9 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 	if err := textTmpl.Execute(&text, v); err != nil {
 		return nil, fmt.Errorf("render text part: %w", err)
 	}
-	chart, err := ChartPNG(r)
-	if err != nil {
-		return nil, err
-	}
-	overTime, err := TimeChartPNG(r)
+	// Each chart is laid out once: its PNG and its alt text come from it.
+	forest := layoutChart(r)
+	chart, err := paintPNG(forest, PNGScale)
 	if err != nil {
 		return nil, err
 	}
@@ -105,11 +103,14 @@ func RenderEmail(r readout.Readout, o EmailOptions) ([]byte, error) {
 		View:            v,
 		Subject:         subject,
 		ChartSrc:        htmltemplate.URL("cid:" + cid),
-		ChartAlt:        "Chart: " + layoutChart(r).title,
+		ChartAlt:        "Chart: " + forest.title,
 		ProgressPercent: int(v.Progress.Fraction*100 + 0.5),
 	}
-	if overTime != nil {
-		sc, _ := layoutTimeChart(r)
+	var overTime []byte
+	if sc, ok := layoutTimeChart(r); ok {
+		if overTime, err = paintPNG(sc, PNGScale); err != nil {
+			return nil, err
+		}
 		data.TimeSrc, data.TimeAlt, data.TimeHeight = htmltemplate.URL("cid:"+timeCID), "Chart: "+sc.title, int(sc.h)
 	}
 	var html bytes.Buffer

@@ -13,16 +13,10 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/math/fixed"
 	"golang.org/x/image/vector"
-
-	"github.com/verdictlabs/verdict/pkg/readout"
 )
 
-// ChartPNG draws the forest plot of r as a PNG, ChartWidth·PNGScale pixels
-// wide; show it at ChartWidth CSS pixels.
-func ChartPNG(r readout.Readout) ([]byte, error) {
-	return paintPNG(layoutChart(r), PNGScale)
-}
-
+// paintPNG draws a laid-out chart as a PNG, ChartWidth·scale pixels wide
+// (the email's charts: PNGScale, shown at ChartWidth CSS pixels).
 func paintPNG(sc scene, scale float64) ([]byte, error) {
 	fs, err := goFonts()
 	if err != nil {

@@ -284,9 +284,9 @@ func TestMessageID(t *testing.T) {
 	}
 }
 
-func TestChartPNG(t *testing.T) {
+func TestChartPNG(t *testing.T) { // the email's forest plot
 	for name, r := range fixtures(t) {
-		b, err := ChartPNG(r)
+		b, err := paintPNG(layoutChart(r), PNGScale)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -301,7 +301,7 @@ func TestChartPNG(t *testing.T) {
 		}
 	}
 	// A readout with nothing to plot still draws (a note).
-	if _, err := ChartPNG(readout.Readout{Experiment: "empty", Status: readout.Collecting}); err != nil {
+	if _, err := paintPNG(layoutChart(readout.Readout{Experiment: "empty", Status: readout.Collecting}), PNGScale); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // ChartSVG draws the forest plot of r as inline SVG for an HTML page: the
-// same layout as ChartPNG, scalable, with a title and description for
+// same layout as the email's PNG, scalable, with a title and description for
 // screen readers and a tooltip on every mark. Every piece of text in it is
 // escaped.
 func ChartSVG(r readout.Readout) template.HTML {

@@ -42,16 +42,6 @@ func TimeChartSVG(r readout.Readout) template.HTML {
 	return template.HTML(strings.Replace(paintSVG(sc), `class="forest"`, `class="over-time"`, 1))
 }
 
-// TimeChartPNG draws r's effects over time as a PNG for the email, as
-// ChartPNG does the forest plot; nil when no metric has a series.
-func TimeChartPNG(r readout.Readout) ([]byte, error) {
-	sc, ok := layoutTimeChart(r)
-	if !ok {
-		return nil, nil
-	}
-	return paintPNG(sc, PNGScale)
-}
-
 // layoutTimeChart lays the series of r out; false when there is none.
 func layoutTimeChart(r readout.Readout) (scene, bool) {
 	sc := scene{w: ChartWidth}

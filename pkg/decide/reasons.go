@@ -489,7 +489,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 			s += ", with every guardrail within its margin"
 		}
 		if n := first.novelty; n != nil && n.Status == readout.NoveltyDecaying && n.Early != nil {
-			s += fmt.Sprintf(", though its lift fades with time since exposure (%s at first, %s later)", readout.Percent(n.Early.RelEffect), late(n))
+			s += fmt.Sprintf(", though its lift fades with time since exposure (%s at first, %s later)", readout.Percent(n.Early.RelEffect), n.LateLift())
 		}
 		if len(others) > 0 {
 			s += fmt.Sprintf(" (%s also won, by %s)", join(variants(others)), less(best, others))
@@ -517,7 +517,7 @@ func (x *experiment) summary(status readout.Status, best *arm, others []*arm) st
 	}
 	if novel := best.novelty(); best.primaryWin() && len(novel) > 0 {
 		m := novel[0]
-		return fmt.Sprintf("Pivot: %s's lift on %s was novelty: %s at first, %s once it wore off.", best.variant, m.key, readout.Percent(m.novelty.Early.RelEffect), late(m.novelty))
+		return fmt.Sprintf("Pivot: %s's lift on %s was novelty: %s at first, %s once it wore off.", best.variant, m.key, readout.Percent(m.novelty.Early.RelEffect), m.novelty.LateLift())
 	}
 	if best.primaryWin() {
 		var keys []string
@@ -745,14 +745,6 @@ func keys(ms []*metric) []string {
 	return out
 }
 
-// late tells a novelty test's late lift: "+1.2%", or "unknown".
-func late(n *readout.Novelty) string {
-	if n.Late == nil {
-		return "unknown"
-	}
-	return readout.Percent(n.Late.RelEffect)
-}
-
 // noveltyLine tells how m's lift changed with the time since exposure,
 // "" when the test found no change: "The lift on purchase_conversion decays
 // with time since exposure: +31% in the first 3d12h after each unit's
@@ -775,5 +767,5 @@ func noveltyLine(m *metric) string {
 		return ""
 	}
 	return fmt.Sprintf("The lift on %s %s with time since exposure: %s in the first %s after each unit's exposure, %s after (change of the lift %s, always-valid interval %s to %s); %s.",
-		m.key, verb, readout.Percent(n.Early.RelEffect), n.Split, late(n), readout.Percent(*n.Change), readout.Percent(n.ChangeCI[0]), readout.Percent(n.ChangeCI[1]), tail)
+		m.key, verb, readout.Percent(n.Early.RelEffect), n.Split, n.LateLift(), readout.Percent(*n.Change), readout.Percent(n.ChangeCI[0]), readout.Percent(n.ChangeCI[1]), tail)
 }

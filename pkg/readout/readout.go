@@ -381,6 +381,15 @@ type Novelty struct {
 	Why string `json:"why,omitempty"`
 }
 
+// LateLift is the late part's lift as people read it, "+9.7%", or
+// "unknown" while there is none.
+func (n *Novelty) LateLift() string {
+	if n.Late == nil {
+		return "unknown"
+	}
+	return Percent(n.Late.RelEffect)
+}
+
 // Effect is a relative effect with its interval.
 type Effect struct {
 	RelEffect float64  `json:"rel_effect"`

@@ -148,20 +148,13 @@ func noveltyText(n *readout.Novelty) string {
 	case readout.NoveltyNotEnoughData:
 		return fmt.Sprintf("Novelty: not enough data yet (%d units have their whole window).", n.Units)
 	case readout.NoveltyStable:
-		return fmt.Sprintf("Novelty: none shown. Lift %s in the first %s after exposure, %s after.", readout.Percent(n.Early.RelEffect), n.Split, late(n))
+		return fmt.Sprintf("Novelty: none shown. Lift %s in the first %s after exposure, %s after.", readout.Percent(n.Early.RelEffect), n.Split, n.LateLift())
 	case readout.NoveltyDecaying:
-		return fmt.Sprintf("Novelty: the lift decays, %s in the first %s after exposure, %s after.", readout.Percent(n.Early.RelEffect), n.Split, late(n))
+		return fmt.Sprintf("Novelty: the lift decays, %s in the first %s after exposure, %s after.", readout.Percent(n.Early.RelEffect), n.Split, n.LateLift())
 	case readout.NoveltyGrowing:
-		return fmt.Sprintf("Novelty: the lift grows, %s in the first %s after exposure, %s after.", readout.Percent(n.Early.RelEffect), n.Split, late(n))
+		return fmt.Sprintf("Novelty: the lift grows, %s in the first %s after exposure, %s after.", readout.Percent(n.Early.RelEffect), n.Split, n.LateLift())
 	}
 	return ""
-}
-
-func late(n *readout.Novelty) string {
-	if n.Late == nil {
-		return "unknown"
-	}
-	return readout.Percent(n.Late.RelEffect)
 }
 
 // pointTitle is a point's tooltip.

@@ -422,7 +422,7 @@ func Why(r readout.Readout) string {
 		}
 		for _, m := range arm.Metrics {
 			if n := m.Novelty; m.Role == readout.Primary && m.Outcome == readout.Better && n != nil && n.Status == readout.NoveltyDecaying && n.Early != nil {
-				return "the lift on " + m.Metric + " was novelty: " + readout.Percent(n.Early.RelEffect) + " at first, " + late(n) + " later"
+				return "the lift on " + m.Metric + " was novelty: " + readout.Percent(n.Early.RelEffect) + " at first, " + n.LateLift() + " later"
 			}
 		}
 		for _, m := range arm.Metrics {

@@ -55,10 +55,13 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 			values[c.Dimension][c.Value] = true
 		}
 	}
-	opt := stats.Options{Alpha: exp.Alpha, Sequential: exp.Sequential, Tuning: exp.Tuning}
-	if opt.Tuning == 0 {
-		opt.Tuning = stats.DefaultTuning
+	// freq is the experiment's frequentist test, which the effects over
+	// time use under either engine.
+	freq := stats.Options{Alpha: exp.Alpha, Sequential: exp.Sequential, Tuning: exp.Tuning}
+	if freq.Tuning == 0 {
+		freq.Tuning = stats.DefaultTuning
 	}
+	opt := freq
 	if exp.Bayesian() {
 		// The posterior is formed from the fixed-horizon moments; there
 		// is no confidence sequence to narrow.
@@ -164,7 +167,7 @@ func evaluate(exp config.Experiment, metrics map[string]config.Metric, st wareho
 		arm := decide.Arm{Variant: v.Key}
 		for _, m := range all {
 			if c, ok := compare(m, v.Key, "", ""); ok {
-				c.Series, c.Novelty = overTime(exp, m, v.Key, st.Time, points)
+				c.Series, c.Novelty = overTime(exp, m, v.Key, st.Time, points, freq)
 				arm.Metrics = append(arm.Metrics, c)
 			}
 		}

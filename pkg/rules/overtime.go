@@ -17,11 +17,6 @@ import (
 // variances are too rough to trust.
 const MinNoveltyUnits = 100
 
-// overTime is variant's series and novelty test on m (nil, nil when ts
-// has none for it). The series use the experiment's test (its confidence
-// sequence when sequential); the novelty test always uses the confidence
-// sequence, at the experiment's alpha and tuning, so that it stays valid
-// however often readouts are looked at.
 // SeriesPoints bounds the points of a readout's series, all metrics and
 // arms together, so that a readout stays well inside a NATS message: each
 // series keeps at most its share of them (never fewer than
@@ -32,21 +27,18 @@ const (
 )
 
 // overTime is variant's series (at most points per series) and novelty
-// test on m (nil, nil when ts has none for it).
-func overTime(exp config.Experiment, m config.Metric, variant string, ts *warehouse.TimeStats, points int) (*readout.Series, *readout.Novelty) {
+// test on m (nil, nil when ts has none for it). The series use opt, the
+// experiment's frequentist test (its confidence sequence when
+// sequential); the novelty test always uses the confidence sequence, at
+// the experiment's alpha and tuning, so that it stays valid however often
+// readouts are looked at.
+func overTime(exp config.Experiment, m config.Metric, variant string, ts *warehouse.TimeStats, points int, opt stats.Options) (*readout.Series, *readout.Novelty) {
 	if ts == nil {
 		return nil, nil
 	}
 	mt := ts.Metrics[m.Key]
 	if mt == nil {
 		return nil, nil
-	}
-	opt := stats.Options{Alpha: exp.Alpha, Sequential: exp.Sequential, Tuning: exp.Tuning}
-	if !(opt.Alpha > 0 && opt.Alpha < 1) {
-		opt.Alpha = stats.DefaultAlpha
-	}
-	if !(opt.Tuning > 0) {
-		opt.Tuning = stats.DefaultTuning
 	}
 	point := func(day int, through *time.Time, c, t stats.Arm) (readout.Point, bool) {
 		r, err := stats.Compare(m.Kind, c, t, opt)

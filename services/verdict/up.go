@@ -136,7 +136,7 @@ func (c *upConfig) stack(log *slog.Logger) stack.Config {
 		LocalClickHouse:    c.chLocal,
 		HTTPAddr:           c.httpAddr,
 		DataDir:            c.dataDir,
-		Ingest:             ingest.Config{BatchSize: c.ingest.BatchSize, BatchWait: c.ingest.BatchWait},
+		Ingest:             c.ingest,
 		Rules:              c.rules,
 		Notifier:           c.notifier,
 		Gateway:            c.gateway,

@@ -24,24 +24,15 @@ func date(s string) time.Time {
 
 func ptr[T any](v T) *T { return &v }
 
-// minimalYAML has only what a file must say; the rest are defaults.
-const minimalYAML = `
-metrics:
-  - {key: conversion, kind: proportion, event: purchase}
-  - {key: revenue, kind: mean, event: purchase}
-  - {key: visits, kind: count, event: visit}
-  - key: load
-    kind: ratio
-    numerator: {event: page_load}
-    denominator: {event: page_load, aggregate: count}
-experiments:
-  - key: exp-1
-    variants: [{key: control}, {key: treatment}]
-    control: control
-    primary: [conversion]
-    mde: 0.03
-    start: 2026-11-01T02:00:00+02:00
-`
+// minimalYAML has only what a file must say; the rest are defaults
+// (testdata/minimal.yaml, which pkg/configstore's tests apply too).
+var minimalYAML = func() string {
+	b, err := os.ReadFile("testdata/minimal.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return "\n" + string(b)
+}()
 
 func minimalDefs() Definitions {
 	return Definitions{

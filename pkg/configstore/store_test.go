@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -278,24 +279,14 @@ func TestLoadValidatesAgain(t *testing.T) {
 	}
 }
 
-// minimalYAML has only what a file must say; the rest are defaults.
-const minimalYAML = `
-metrics:
-  - {key: conversion, kind: proportion, event: purchase}
-  - {key: revenue, kind: mean, event: purchase}
-  - {key: visits, kind: count, event: visit}
-  - key: load
-    kind: ratio
-    numerator: {event: page_load}
-    denominator: {event: page_load, aggregate: count}
-experiments:
-  - key: exp-1
-    variants: [{key: control}, {key: treatment}]
-    control: control
-    primary: [conversion]
-    mde: 0.03
-    start: 2026-11-01T02:00:00+02:00
-`
+// minimalYAML is config's minimal file: only what a file must say.
+var minimalYAML = func() string {
+	b, err := os.ReadFile("../config/testdata/minimal.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // minimalDefs are minimalYAML's definitions, every default filled in.
 func minimalDefs() config.Definitions {

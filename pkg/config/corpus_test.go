@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 const schemaFile = "../../schemas/config.schema.json"

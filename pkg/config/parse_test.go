@@ -3,7 +3,6 @@ package config
 import (
 	"encoding/json"
 	"errors"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"os"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 func date(s string) time.Time {

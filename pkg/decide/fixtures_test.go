@@ -3,7 +3,6 @@ package decide
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
 	"testing"
 	"time"
@@ -12,6 +11,8 @@ import (
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
+
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 // The fixture: DESIGN.md's example experiment, 10 days in.

@@ -3,7 +3,6 @@ package decide
 import (
 	"errors"
 	"fmt"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/config"
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 // The fixture's planned sample: stats.SampleSize for a 10% MDE on a 10%

@@ -3,8 +3,6 @@ package ingest_test
 import (
 	"context"
 	"fmt"
-	"github.com/verdictlabs/verdict/pkg/testkit"
-	"go.uber.org/goleak"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,12 +15,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/verdictlabs/verdict/pkg/event"
 	"github.com/verdictlabs/verdict/pkg/ingest"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/embedded"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )

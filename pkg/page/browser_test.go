@@ -3,7 +3,6 @@ package page
 import (
 	"bytes"
 	"context"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"image/png"
 	"net/http/httptest"
 	"os"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 // chromium finds Debian's chromium. The browser test fails, rather than

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 // schemaPath is the published schema. It is read from disk rather than

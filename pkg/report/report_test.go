@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"image/png"
 	"io"
 	"mime"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/verdictlabs/verdict/pkg/readout"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 // fixtures are realistic readouts written by package decide

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -31,6 +30,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/stats"
 	"github.com/verdictlabs/verdict/pkg/stream"
 	"github.com/verdictlabs/verdict/pkg/stream/streamtest"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )

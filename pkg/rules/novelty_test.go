@@ -14,6 +14,7 @@ import (
 	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/rules"
 	"github.com/verdictlabs/verdict/pkg/stats"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
@@ -64,7 +65,7 @@ func testNoveltyTruths(t *testing.T, e warehouse.Engine) {
 				if variant == "treatment" {
 					rate *= tr.lift(float64(k))
 				}
-				for range poisson(r, rate) {
+				for range testkit.Poisson(r, rate) {
 					ts := exposed.Add(time.Duration(k)*24*time.Hour + time.Duration(r.Int64N(int64(24*time.Hour))))
 					evs = append(evs, event.Event{Type: event.Track, ID: next(), TS: ts, Unit: unit, Name: "visit", Value: 1})
 				}
@@ -128,16 +129,5 @@ func testNoveltyTruths(t *testing.T, e warehouse.Engine) {
 				t.Errorf("the effect by day since exposure is far from the truth")
 			}
 		})
-	}
-}
-
-func poisson(r *rand.Rand, mean float64) int {
-	l, k, p := math.Exp(-mean), 0, 1.0
-	for {
-		p *= r.Float64()
-		if p <= l {
-			return k
-		}
-		k++
 	}
 }

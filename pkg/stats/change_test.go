@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 // truth is a simulated effect that may change with the time since
@@ -36,17 +38,7 @@ func visits(a *ChangeArm, r *rand.Rand, n int, early, late float64, ratio bool) 
 	}
 }
 
-func poisson(r *rand.Rand, mean float64) float64 {
-	// Knuth's: the means here are small.
-	l, k, p := math.Exp(-mean), 0.0, 1.0
-	for {
-		p *= r.Float64()
-		if p <= l {
-			return k
-		}
-		k++
-	}
-}
+func poisson(r *rand.Rand, mean float64) float64 { return float64(testkit.Poisson(r, mean)) }
 
 // TestChangeVariance: the delta-method variance of one arm's log lift
 // change matches the spread of the estimate over many replications, for a

@@ -5,6 +5,8 @@ package testkit
 
 import (
 	"flag"
+	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -40,6 +42,19 @@ func WaitFor(t testing.TB, timeout, poll time.Duration, cond func() (bool, strin
 			t.Fatalf("not reached after %v: %s", timeout, state)
 		}
 		time.Sleep(poll)
+	}
+}
+
+// Poisson draws from a Poisson distribution of the mean by Knuth's
+// method, which suits the small means of simulated behaviour.
+func Poisson(r *rand.Rand, mean float64) int {
+	l, k, p := math.Exp(-mean), 0, 1.0
+	for {
+		p *= r.Float64()
+		if p <= l {
+			return k
+		}
+		k++
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/verdictlabs/verdict/pkg/testkit"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 	"github.com/verdictlabs/verdict/schemas"
+
+	"github.com/verdictlabs/verdict/pkg/testkit"
 )
 
 func TestMigrateIdempotent(t *testing.T) { warehousetest.Run(t, testMigrateIdempotent) }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,15 +18,21 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// FreeAddr is a loopback host:port free when it returns.
-func FreeAddr(t testing.TB) string {
+// FreePort is a loopback port free when it returns.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	return l.Addr().String()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// FreeAddr is a loopback host:port free when it returns.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
 }
 
 // WaitFor polls cond every poll until it holds, failing the test after

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"github.com/verdictlabs/verdict/pkg/tlstest"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
@@ -23,7 +24,7 @@ func testTLS(t *testing.T, e warehouse.Engine) {
 	dir := t.TempDir()
 	cert := tlstest.New(t)
 	certFile, keyFile := cert.CertFile, cert.KeyFile
-	plain, secure := free(t), free(t)
+	plain, secure := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	l, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{Addr: plain, DataDir: filepath.Join(dir, "data"),
@@ -50,16 +51,6 @@ func testTLS(t *testing.T, e warehouse.Engine) {
 	}
 }
 
-func free(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func port(t *testing.T, addr string) int {
 	t.Helper()
 	a, err := net.ResolveTCPAddr("tcp", addr)
@@ -78,7 +69,7 @@ func TestLocalPassword(t *testing.T) {
 }
 
 func testLocalPassword(t *testing.T, e warehouse.Engine) {
-	addr := free(t)
+	addr := testkit.FreeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	l, err := warehouse.StartLocal(ctx, warehouse.LocalConfig{Addr: addr, DataDir: t.TempDir(), User: "verdict", Password: "ch-pw-secret"})

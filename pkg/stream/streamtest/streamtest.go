@@ -6,7 +6,6 @@ package streamtest
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/verdictlabs/verdict/pkg/stream/embedded"
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"github.com/verdictlabs/verdict/pkg/tlstest"
 )
 
@@ -79,7 +79,7 @@ func RunCluster(t testing.TB, n int) string {
 	t.Helper()
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i] = testkit.FreePort(t)
 	}
 	var routes []*url.URL
 	for _, p := range ports {
@@ -120,14 +120,4 @@ func RunCluster(t testing.TB, n int) string {
 		}
 	}
 	return strings.Join(urls, ",")
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

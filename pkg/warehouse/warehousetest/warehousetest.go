@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verdictlabs/verdict/pkg/testkit"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 )
 
@@ -206,7 +207,7 @@ func StartServer(t testing.TB, e warehouse.Engine) *Server {
 	// A free port can be taken between choosing it and the server binding
 	// it; choose again then.
 	for range 3 {
-		s.Addr = freeAddr(t)
+		s.Addr = testkit.FreeAddr(t)
 		if err = s.Start(context.Background()); err == nil || errors.Is(err, warehouse.ErrNoServerBinary) || errors.Is(err, warehouse.ErrNoChDBLib) ||
 			!strings.Contains(err.Error(), "ddress already in use") {
 			break
@@ -328,16 +329,6 @@ func (s *Server) Open(t testing.TB, db string) *warehouse.Warehouse {
 	return w
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return fmt.Sprintf("127.0.0.1:%d", l.Addr().(*net.TCPAddr).Port)
-}
-
 // Cluster is a ClickHouse cluster on this machine: a ZooKeeper and
 // shards × replicas private servers, named "verdict" in every server's
 // remote_servers.
@@ -360,7 +351,7 @@ func StartCluster(t testing.TB, shards, replicas int) *Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := &Cluster{Name: "verdict", ZooKeeper: freeAddr(t)}
+	c := &Cluster{Name: "verdict", ZooKeeper: testkit.FreeAddr(t)}
 	zk, err := warehouse.StartZooKeeper(ctx, c.ZooKeeper, t.TempDir())
 	if err != nil {
 		t.Fatalf("start zookeeper: %v", err)
@@ -369,7 +360,7 @@ func StartCluster(t testing.TB, shards, replicas int) *Cluster {
 	for range shards {
 		var rs []string
 		for range replicas {
-			rs = append(rs, freeAddr(t))
+			rs = append(rs, testkit.FreeAddr(t))
 		}
 		c.Shards = append(c.Shards, rs)
 	}
@@ -380,7 +371,7 @@ func StartCluster(t testing.TB, shards, replicas int) *Cluster {
 				Shard: fmt.Sprint(si + 1), Replica: fmt.Sprint(ri + 1),
 			}}
 			if replicas > 1 {
-				_, p, _ := net.SplitHostPort(freeAddr(t))
+				_, p, _ := net.SplitHostPort(testkit.FreeAddr(t))
 				fmt.Sscan(p, &s.cluster.InterserverPort)
 			}
 			if err := s.Start(ctx); err != nil {

@@ -239,11 +239,16 @@ func (x *experiment) futilityHeld(a *arm) string {
 	return fmt.Sprintf("The change the test was designed to detect is already ruled out overall, but %s %s promising (an effect of that size, or significant before correcting for the other comparisons, not yet a win after): the experiment runs on, to its planned sample at most, to see whether that holds.", join(what), verb)
 }
 
+// findings are what an arm's reasons say happened, and how sure, one
+// sentence each.
+type findings []string
+
+func (f *findings) add(format string, args ...any) { *f = append(*f, fmt.Sprintf(format, args...)) }
+
 // explain writes an arm's findings and next step for the rule that labelled
 // it.
 func (x *experiment) explain(a *arm) {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	var f findings
 	switch a.rule {
 	case ruleInvalid:
 		f = x.explainInvalid(a)
@@ -260,38 +265,36 @@ func (x *experiment) explain(a *arm) {
 	}
 	switch {
 	case a.rule >= ruleHarm && a.rule <= ruleSalvage && x.opt.bayesian && !a.planned && !a.ended:
-		add("Caution: this experiment uses the Bayesian engine, whose chance to win is not corrected for looking often; before the planned sample this result may change.")
+		f.add("Caution: this experiment uses the Bayesian engine, whose chance to win is not corrected for looking often; before the planned sample this result may change.")
 	case a.rule >= ruleHarm && a.rule <= ruleSalvage && !x.opt.sequential && !a.planned && !a.ended:
-		add("Caution: this experiment uses a fixed-horizon test, which is only reliable once the planned sample is reached; this early result may change.")
+		f.add("Caution: this experiment uses a fixed-horizon test, which is only reliable once the planned sample is reached; this early result may change.")
 	}
 	a.findings = f
 }
 
 // explainInvalid is the findings of rule 1: the data cannot be trusted; it sets a.next.
 func (x *experiment) explainInvalid(a *arm) []string {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
-	add("Not judged: the data cannot be trusted (see the experiment's health).")
+	var f findings
+	f.add("Not judged: the data cannot be trusted (see the experiment's health).")
 	return f
 }
 
 // explainHarm is the findings of rule 2: a guardrail beyond its margin; it sets a.next.
 func (x *experiment) explainHarm(a *arm) []string {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	var f findings
 	primaries := a.with(readout.Primary)
 	var keys []string
 	for _, m := range a.harmed() {
 		keys = append(keys, m.key)
 		if m.margin == 0 {
-			add("Guardrail %s: it was not allowed to get worse at all.", x.change(m))
+			f.add("Guardrail %s: it was not allowed to get worse at all.", x.change(m))
 		} else {
-			add("Guardrail %s: worse than its %s margin allows.", x.change(m), marginText(m))
+			f.add("Guardrail %s: worse than its %s margin allows.", x.change(m), marginText(m))
 		}
 	}
 	for _, m := range primaries {
 		if m.ok {
-			add("%s.", x.change(m))
+			f.add("%s.", x.change(m))
 		} else {
 			f = append(f, unmeasured(m))
 		}
@@ -302,18 +305,17 @@ func (x *experiment) explainHarm(a *arm) []string {
 
 // explainPersevere is the findings of rule 3: the win, and what to expect of it; it sets a.next.
 func (x *experiment) explainPersevere(a *arm) []string {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	var f findings
 	primaries := a.with(readout.Primary)
 	guardrails := a.with(readout.Guardrail)
 	for _, m := range primaries {
-		add("%s.", x.change(m))
+		f.add("%s.", x.change(m))
 		if s := noveltyLine(m); s != "" {
 			f = append(f, s)
 		}
 	}
 	for _, m := range guardrails {
-		add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
+		f.add("Guardrail %s stayed within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
 	}
 	a.next = fmt.Sprintf("Next: roll out %s to everyone.", a.variant)
 	return f
@@ -321,12 +323,11 @@ func (x *experiment) explainPersevere(a *arm) []string {
 
 // explainSalvage is the findings of rule 4: what to keep, and why; it sets a.next.
 func (x *experiment) explainSalvage(a *arm) []string {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	var f findings
 	primaries := a.with(readout.Primary)
 	for _, m := range primaries {
 		if m.ok {
-			add("Overall, %s.", x.change(m))
+			f.add("Overall, %s.", x.change(m))
 		} else {
 			f = append(f, unmeasured(m))
 		}
@@ -357,14 +358,13 @@ func (x *experiment) explainSalvage(a *arm) []string {
 
 // explainStop is the findings of rule 5: why it stopped, and what the data rules out; it sets a.next.
 func (x *experiment) explainStop(a *arm) []string {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	var f findings
 	primaries := a.with(readout.Primary)
 	guardrails := a.with(readout.Guardrail)
 	won := a.primaryWin()
 	for _, m := range primaries {
 		if m.ok {
-			add("%s.", x.change(m))
+			f.add("%s.", x.change(m))
 		} else {
 			f = append(f, unmeasured(m))
 		}
@@ -381,7 +381,7 @@ func (x *experiment) explainStop(a *arm) []string {
 			case !m.ok:
 				f = append(f, unmeasured(m))
 			case !m.nonInferior:
-				add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
+				f.add("Guardrail %s could not be shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
 			default:
 				continue
 			}
@@ -405,21 +405,20 @@ func (x *experiment) explainStop(a *arm) []string {
 
 // explainCollect is the findings of rule 6: where it stands, and what it waits for; it sets a.next.
 func (x *experiment) explainCollect(a *arm) []string {
-	var f []string
-	add := func(format string, args ...any) { f = append(f, fmt.Sprintf(format, args...)) }
+	var f findings
 	primaries := a.with(readout.Primary)
 	guardrails := a.with(readout.Guardrail)
 	for _, m := range primaries {
 		switch {
 		case !m.ok:
-			add("%s cannot be measured yet: %s.", m.key, m.why)
+			f.add("%s cannot be measured yet: %s.", m.key, m.why)
 		case m.onlyNovelty():
-			add("%s, but it looks like novelty.", x.change(m))
+			f.add("%s, but it looks like novelty.", x.change(m))
 			f = append(f, noveltyLine(m))
 		case m.better:
-			add("%s, but every guardrail must also be shown to hold before acting on it.", x.change(m))
+			f.add("%s, but every guardrail must also be shown to hold before acting on it.", x.change(m))
 		default:
-			add("%s: not conclusive yet.", x.so(m))
+			f.add("%s: not conclusive yet.", x.so(m))
 		}
 	}
 	if a.primaryWin() && len(a.novelty()) == 0 {
@@ -428,7 +427,7 @@ func (x *experiment) explainCollect(a *arm) []string {
 			case !m.ok:
 				f = append(f, unmeasured(m))
 			case !m.nonInferior:
-				add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
+				f.add("Guardrail %s is not yet shown to stay within its %s margin (%s, %s).", m.key, marginText(m), effect(m), x.interval(m))
 			}
 		}
 	} else if s := earlySigns(a); s != "" {

@@ -493,17 +493,25 @@ func worldExperiments() (checkout, search config.Experiment) {
 	return checkout, search
 }
 
-func TestExperimentStats(t *testing.T) { warehousetest.Run(t, testExperimentStats) }
-
-func testExperimentStats(t *testing.T, e warehouse.Engine) {
+// startWorld starts a server of engine e holding readoutWorld(1), in its
+// batches; it returns the warehouse and every event.
+func startWorld(t *testing.T, e warehouse.Engine) (*warehouse.Warehouse, []event.Event) {
+	t.Helper()
 	w, _ := warehousetest.Start(t, e)
-	ctx := context.Background()
 	batches, all := readoutWorld(1)
 	for _, b := range batches {
-		if _, err := w.Insert(ctx, b); err != nil {
+		if _, err := w.Insert(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return w, all
+}
+
+func TestExperimentStats(t *testing.T) { warehousetest.Run(t, testExperimentStats) }
+
+func testExperimentStats(t *testing.T, e warehouse.Engine) {
+	w, all := startWorld(t, e)
+	ctx := context.Background()
 	checkout, search := worldExperiments()
 	noSegments := checkout
 	noSegments.Segments = nil

@@ -182,14 +182,8 @@ func expectTime(exp config.Experiment, metrics []config.Metric, asOf time.Time, 
 func TestTimeStats(t *testing.T) { warehousetest.Run(t, testTimeStats) }
 
 func testTimeStats(t *testing.T, e warehouse.Engine) {
-	w, _ := warehousetest.Start(t, e)
+	w, all := startWorld(t, e)
 	ctx := context.Background()
-	batches, all := readoutWorld(1)
-	for _, b := range batches {
-		if _, err := w.Insert(ctx, b); err != nil {
-			t.Fatal(err)
-		}
-	}
 	checkout, search := worldExperiments()
 	tests := []struct {
 		name string

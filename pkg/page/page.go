@@ -35,6 +35,10 @@ type Source interface {
 	History(ctx context.Context, key string, before int64, limit int) ([]readout.Readout, error)
 	// List is the newest readout of every experiment.
 	List(ctx context.Context) ([]readout.Readout, error)
+	// Looks is what the newest limit readouts of the experiment said,
+	// newest first: their Version, Status, Label, Candidate and
+	// CandidateStatus (the rest may be empty).
+	Looks(ctx context.Context, key string, limit int) ([]readout.Readout, error)
 }
 
 // ErrNotFound is what a Source returns (wrapped or not) for an experiment
@@ -159,29 +163,57 @@ type historyRow struct {
 }
 
 // historyLooks is how many readouts the timeline reads to find its
-// changes.
+// changes (what they said, not their documents).
 const historyLooks = 1000
 
-// stretches folds readouts, newest first, into the stretches of looks
-// that agreed on status, label and candidate, newest first, at most limit
-// of them: the timeline tells what changed, not every look.
-func stretches(hist []readout.Readout, limit int) []historyRow {
+// stretch is a run of looks, newest first, that agreed on status, label
+// and candidate: first and last are their versions.
+type stretch struct {
+	first, last int64
+	looks       int
+	changed     bool // the verdict differs from the stretch before
+}
+
+// stretches folds looks, newest first, into the stretches of looks that
+// agreed, newest first, at most limit of them: the timeline tells what
+// changed, not every look.
+func stretches(looks []readout.Readout, limit int) []stretch {
 	same := func(a, b readout.Readout) bool {
 		return a.Status == b.Status && a.Label == b.Label && a.Candidate == b.Candidate && a.CandidateStatus == b.CandidateStatus
 	}
-	var rows []historyRow
-	for i := 0; i < len(hist) && len(rows) < limit; {
+	var out []stretch
+	for i := 0; i < len(looks) && len(out) < limit; {
 		j := i
-		for j+1 < len(hist) && same(hist[j+1], hist[i]) {
+		for j+1 < len(looks) && same(looks[j+1], looks[i]) {
 			j++
 		}
-		// hist[j] is the first look of the stretch, hist[i] its last.
-		v := report.NewView(hist[j], report.ViewOptions{})
-		changed := j+1 < len(hist) && report.Verdict(hist[j+1]) != v.Verdict
-		rows = append(rows, historyRow{View: v, Changed: changed, Looks: j - i + 1, Last: hist[i].Version})
+		// looks[j] is the first of the stretch, looks[i] its last.
+		changed := j+1 < len(looks) && report.Verdict(looks[j+1]) != report.Verdict(looks[j])
+		out = append(out, stretch{first: looks[j].Version, last: looks[i].Version, looks: j - i + 1, changed: changed})
 		i = j + 1
 	}
-	return rows
+	return out
+}
+
+// history is the timeline of key: its stretches, each shown by the
+// document of its first readout.
+func (h *handler) history(ctx context.Context, key string) ([]historyRow, error) {
+	looks, err := h.src.Looks(ctx, key, historyLooks)
+	if err != nil {
+		return nil, err
+	}
+	var rows []historyRow
+	for _, s := range stretches(looks, h.opts.HistoryLimit) {
+		first, err := h.src.History(ctx, key, s.first+1, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(first) == 0 {
+			continue // gone meanwhile
+		}
+		rows = append(rows, historyRow{View: report.NewView(first[0], report.ViewOptions{}), Changed: s.changed, Looks: s.looks, Last: s.last})
+	}
+	return rows, nil
 }
 
 func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
@@ -195,7 +227,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, "read latest readout of "+key, err)
 		return
 	}
-	hist, err := h.src.History(r.Context(), key, 0, historyLooks)
+	hist, err := h.history(r.Context(), key)
 	if err != nil {
 		// The page is still worth showing without its timeline.
 		h.opts.Logger.Warn("read readout history", "experiment", key, "err", err)
@@ -217,7 +249,7 @@ func (h *handler) experiment(w http.ResponseWriter, r *http.Request) {
 		ProgressPercent: int(v.Progress.Fraction*100 + 0.5),
 		JSONURL:         h.opts.APIPrefix + "/" + url.PathEscape(key) + "/readout",
 	}
-	data.History = stretches(hist, h.opts.HistoryLimit)
+	data.History = hist
 	h.render(w, r, "experiment.html", data)
 }
 

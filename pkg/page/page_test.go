@@ -28,13 +28,20 @@ func (m memSource) Latest(_ context.Context, key string) (readout.Readout, error
 	return h[len(h)-1], nil
 }
 
-func (m memSource) History(_ context.Context, key string, _ int64, limit int) ([]readout.Readout, error) {
+func (m memSource) History(_ context.Context, key string, before int64, limit int) ([]readout.Readout, error) {
 	h := m[key]
 	var out []readout.Readout
 	for i := len(h) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, h[i])
+		if before == 0 || h[i].Version < before {
+			out = append(out, h[i])
+		}
 	}
 	return out, nil
+}
+
+// Looks are the readouts whole: the page reads only what they said.
+func (m memSource) Looks(ctx context.Context, key string, limit int) ([]readout.Readout, error) {
+	return m.History(ctx, key, 0, limit)
 }
 
 func (m memSource) List(context.Context) ([]readout.Readout, error) {
@@ -194,29 +201,38 @@ func TestHostileReadout(t *testing.T) {
 }
 
 // TestStretches: the timeline shows when the verdict, the status or the
-// candidate changed, each stretch of agreeing looks once, by its first look.
+// candidate changed, each stretch of agreeing looks once, by the document
+// of its first look.
 func TestStretches(t *testing.T) {
 	at := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	ro := func(v int64, st readout.Status, label, cand readout.Label) readout.Readout {
 		return readout.Readout{Experiment: "x", Version: v, Status: st, Label: label, Candidate: cand, ComputedAt: at.Add(time.Duration(v) * time.Minute)}
 	}
-	hist := []readout.Readout{ // newest first, as History returns them
-		ro(6, readout.Decided, readout.Persevere, readout.Persevere),
-		ro(5, readout.Decided, readout.Persevere, readout.Persevere),
-		ro(4, readout.Collecting, "", readout.Persevere),
-		ro(3, readout.Collecting, "", readout.Persevere),
-		ro(2, readout.Collecting, "", ""),
+	src := memSource{"x": { // oldest first
 		ro(1, readout.Collecting, "", ""),
+		ro(2, readout.Collecting, "", ""),
+		ro(3, readout.Collecting, "", readout.Persevere),
+		ro(4, readout.Collecting, "", readout.Persevere),
+		ro(5, readout.Decided, readout.Persevere, readout.Persevere),
+		ro(6, readout.Decided, readout.Persevere, readout.Persevere),
+	}}
+	history := func(limit int) []historyRow {
+		t.Helper()
+		rows, err := NewHandler(src, Options{HistoryLimit: limit}).(*handler).history(context.Background(), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
 	}
 	var got []string
-	for _, r := range stretches(hist, 20) {
+	for _, r := range history(20) {
 		got = append(got, fmt.Sprintf("v%d-v%d %d %s %v", r.Version, r.Last, r.Looks, r.Verdict, r.Changed))
 	}
 	want := []string{"v5-v6 2 PERSEVERE true", "v3-v4 2 COLLECTING false", "v1-v2 2 COLLECTING false"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("stretches = %q, want %q", got, want)
 	}
-	if n := len(stretches(hist, 2)); n != 2 {
+	if n := len(history(2)); n != 2 {
 		t.Errorf("%d stretches with a limit of 2", n)
 	}
 }

@@ -68,6 +68,22 @@ func (s Readouts) History(ctx context.Context, experiment string, before int64, 
 	return out, nil
 }
 
+// Looks returns what the newest limit readouts of the experiment said,
+// newest first: each has only its Version, Status, Label, Candidate and
+// CandidateStatus.
+func (s Readouts) Looks(ctx context.Context, experiment string, limit int) ([]readout.Readout, error) {
+	looks, err := s.W.ReadoutLooks(ctx, experiment, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]readout.Readout, len(looks))
+	for i, l := range looks {
+		out[i] = readout.Readout{Version: int64(l.Version), Status: readout.Status(l.Status), Label: readout.Label(l.Label),
+			Candidate: readout.Label(l.Candidate), CandidateStatus: readout.Status(l.CandidateStatus)}
+	}
+	return out, nil
+}
+
 func decode(doc []byte) (readout.Readout, error) {
 	var r readout.Readout
 	if err := json.Unmarshal(doc, &r); err != nil {

@@ -33,6 +33,15 @@ WHERE experiment = @experiment AND version < @before
 ORDER BY version DESC
 LIMIT @limit`
 	latestVersions = `SELECT experiment, max(version) FROM {db:Identifier}.readouts GROUP BY experiment`
+	// readoutLooks reads what each readout said, not the document:
+	// candidate and candidate_status are top-level fields no nested object
+	// of a readout has.
+	readoutLooks = `SELECT version, status, label,
+    visitParamExtractString(readout, 'candidate'), visitParamExtractString(readout, 'candidate_status')
+FROM {db:Identifier}.readouts FINAL
+WHERE experiment = @experiment
+ORDER BY version DESC
+LIMIT @limit`
 )
 
 // StoreReadout stores the readout document doc of experiment at version.
@@ -105,6 +114,35 @@ func (w *Warehouse) ReadoutHistory(ctx context.Context, experiment string, befor
 		return nil, fmt.Errorf("readout history of %s: %w", experiment, err)
 	}
 	return docs, nil
+}
+
+// ReadoutLook is what one stored readout said, without the document.
+type ReadoutLook struct {
+	Version                                   uint64
+	Status, Label, Candidate, CandidateStatus string
+}
+
+// ReadoutLooks returns what the newest limit readouts of experiment said,
+// newest first: a timeline of changes reads these, and only the documents
+// of the changes.
+func (w *Warehouse) ReadoutLooks(ctx context.Context, experiment string, limit int) ([]ReadoutLook, error) {
+	rows, err := w.conn.Query(ctx, withDatabase(readoutLooks, w.db), clickhouse.Named("experiment", experiment), clickhouse.Named("limit", uint64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("readout looks of %s: %w", experiment, err)
+	}
+	defer rows.Close()
+	var out []ReadoutLook
+	for rows.Next() {
+		var l ReadoutLook
+		if err := rows.Scan(&l.Version, &l.Status, &l.Label, &l.Candidate, &l.CandidateStatus); err != nil {
+			return nil, fmt.Errorf("readout looks of %s: %w", experiment, err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("readout looks of %s: %w", experiment, err)
+	}
+	return out, nil
 }
 
 // LatestVersions returns the newest readout version of every experiment

@@ -2,12 +2,14 @@ package warehouse_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/verdictlabs/verdict/pkg/readout"
 	"github.com/verdictlabs/verdict/pkg/warehouse"
 	"github.com/verdictlabs/verdict/pkg/warehouse/warehousetest"
 )
@@ -86,4 +88,43 @@ func strs(bs [][]byte) []string {
 		out = append(out, string(b))
 	}
 	return out
+}
+
+// TestReadoutLooks: what each stored readout said (status, label,
+// candidate, candidate_status) is read without the documents, newest
+// first, up to the limit; a null candidate reads as none.
+func TestReadoutLooks(t *testing.T) { warehousetest.Run(t, testReadoutLooks) }
+
+func testReadoutLooks(t *testing.T, e warehouse.Engine) {
+	w, _ := warehousetest.Start(t, e)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+	for v, r := range []readout.Readout{
+		{Status: readout.Collecting},
+		{Status: readout.Collecting, Candidate: readout.Persevere, CandidateStatus: readout.Decided},
+		{Status: readout.Decided, Label: readout.Persevere, Candidate: readout.Persevere, CandidateStatus: readout.Decided},
+	} {
+		r.Experiment, r.Version = "checkout", int64(v+1)
+		doc, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.StoreReadout(ctx, "checkout", uint64(v+1), at, at, string(r.Status), string(r.Label), doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := w.ReadoutLooks(ctx, "checkout", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []warehouse.ReadoutLook{
+		{Version: 3, Status: "decided", Label: "persevere", Candidate: "persevere", CandidateStatus: "decided"},
+		{Version: 2, Status: "collecting", Candidate: "persevere", CandidateStatus: "decided"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ReadoutLooks(checkout, 2) (-want +got):\n%s", diff)
+	}
+	if all, err := w.ReadoutLooks(ctx, "checkout", 10); err != nil || len(all) != 3 || all[2] != (warehouse.ReadoutLook{Version: 1, Status: "collecting"}) {
+		t.Errorf("ReadoutLooks(checkout, 10) = %+v, %v; want 3, the oldest with no candidate", all, err)
+	}
 }
